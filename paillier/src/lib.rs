@@ -1,0 +1,75 @@
+//! # paillier
+//!
+//! The Paillier cryptosystem for computing on encrypted readings: validated keys, the key
+//! owner's CRT fast paths, python-paillier compatible encoding and JSON. Pure: no I/O, no
+//! async, no broker; randomness only from the OS-seeded CSPRNG (`rand::rng()`, ChaCha12
+//! reseeded from the operating system).
+//!
+//! ## Layout
+//! - [`keys`](PublicKey): [`PublicKey`] (n, n², max_int and a Montgomery context for n², computed
+//!   once) and [`PrivateKey`] (p < q and the CRT constants, computed once); key generation and
+//!   the raw encryption/decryption primitives.
+//! - `primes`: incremental-sieve prime search and Miller–Rabin (error bound documented there:
+//!   below 2^-120 per prime for the generated sizes).
+//! - `encoding`: [`EncodedNumber`], python-paillier's mantissa × 16^exponent encoding.
+//! - `encrypted`: [`EncryptedNumber`] and the homomorphic operations.
+//! - [`json`]: the demo's wire format, python-paillier's JWK keys and ciphertext JSON.
+//! - `arith`: Montgomery arithmetic, modular inverse and gcd over num-bigint's limbs.
+//!
+//! ## Key sizes
+//! [`PrivateKey::generate`] makes 2048, 3072 ([`DEFAULT_KEY_BITS`]) or 4096-bit moduli from two
+//! primes of half the length whose two top bits are set, so n has exactly the asked length;
+//! p ≠ q and |p − q| > 2^(bits/2 − 100). 3072 bits is the default because it gives 128-bit
+//! security, which health data kept past 2030 needs. Smaller keys exist only through
+//! [`PrivateKey::generate_insecure_for_tests`].
+//!
+//! ## What is validated, and why
+//! Keys and ciphertexts from outside are hostile until checked:
+//! - a public key's n must be odd, within [`KeyBounds`] (default 2048..=8192 bits: weak keys
+//!   are refused, and a million-bit n cannot stall a worker), and free of prime factors below
+//!   2^16; a peer's g must be n + 1;
+//! - a ciphertext must satisfy 0 < c < n² and gcd(c, n) = 1 (anything else is not an
+//!   encryption, and a c sharing a factor with n would expose the key);
+//! - exponents are bounded (±10,000), and aligning exponents may not scale a mantissa past
+//!   max_int, so no input can demand an unbounded computation;
+//! - decimal integers in JSON are at most [`json::MAX_DECIMAL_DIGITS`] digits and never pass
+//!   through f64;
+//! - decoding refuses a result between max_int and n − max_int: an overflowed computation is
+//!   an error, never a wrong number.
+//!
+//! Operations mixing numbers of different keys return [`Error::KeyMismatch`].
+//!
+//! ## Encoding
+//! A real value is `mantissa · 16^exponent`, with the mantissa modulo n (negative mantissas
+//! wrap to n − |m|) and `max_int = n/3 − 1`. Integers get exponent 0; floats the exponent
+//! `floor((frexp(v).1 − 53) / 4)`, which keeps all 53 bits; an explicit precision gives
+//! `floor(log16(precision))`. These are python-paillier 1.5's choices, so both produce the same
+//! (mantissa, exponent) and results decrypt identically on either side.
+//!
+//! ## Example
+//! ```
+//! use paillier::PrivateKey;
+//! let key = PrivateKey::generate_insecure_for_tests(512); // use PrivateKey::generate(3072)
+//! let glucose = key.encrypt_f64(5.4)?;                    // the owner's CRT fast path
+//! let in_mg_dl = glucose.mul_f64(18.016)?.obfuscated();   // computed without the key
+//! assert!((key.decrypt_f64(&in_mg_dl)? - 97.2864).abs() < 1e-9);
+//! # Ok::<(), paillier::Error>(())
+//! ```
+//!
+//! ## Side channels
+//! Exponentiations are variable-time (as GMP's `mpz_powm`, which python-paillier uses). The key
+//! owner's operations run on the participant's own machine; workers only ever hold public keys.
+//! Secrets are not zeroed on drop (num-bigint offers no way to).
+
+mod arith;
+mod encoding;
+mod encrypted;
+mod error;
+pub mod json;
+mod keys;
+mod primes;
+
+pub use encoding::{BASE, Decoded, EncodedNumber, MAX_ABS_EXPONENT};
+pub use encrypted::EncryptedNumber;
+pub use error::Error;
+pub use keys::{DEFAULT_KEY_BITS, GENERATED_KEY_BITS, KeyBounds, PrivateKey, PublicKey};
