@@ -244,6 +244,16 @@ pub const JWK_KEY_TYPE: &str = "DAJ";
 /// The algorithm name of a python-paillier public JWK.
 pub const JWK_ALGORITHM: &str = "PAI-GN1";
 
+fn check_key_type(kty: &str) -> Result<(), Error> {
+    if kty == JWK_KEY_TYPE {
+        Ok(())
+    } else {
+        Err(Error::Json(format!(
+            "key type {kty:?} is not {JWK_KEY_TYPE:?}"
+        )))
+    }
+}
+
 /// A public key as `pheutil extract` writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublicJwk {
@@ -251,11 +261,13 @@ pub struct PublicJwk {
     pub kty: String,
     /// Always "PAI-GN1".
     pub alg: String,
-    /// ["encrypt"].
+    /// ["encrypt"] (optional on input, as for pheutil).
+    #[serde(default)]
     pub key_ops: Vec<String>,
     /// The modulus n.
     pub n: Base64Uint,
-    /// A free-text key id.
+    /// A free-text key id (optional on input).
+    #[serde(default)]
     pub kid: String,
 }
 
@@ -273,10 +285,11 @@ impl PublicJwk {
 
     /// The validated public key.
     pub fn to_public_key(&self, bounds: KeyBounds) -> Result<PublicKey, Error> {
-        if self.kty != JWK_KEY_TYPE {
+        check_key_type(&self.kty)?;
+        if self.alg != JWK_ALGORITHM {
             return Err(Error::Json(format!(
-                "key type {:?} is not {JWK_KEY_TYPE:?}",
-                self.kty
+                "key algorithm {:?} is not {JWK_ALGORITHM:?}",
+                self.alg
             )));
         }
         PublicKey::from_n_with_bounds(self.n.0.clone(), bounds)
@@ -288,7 +301,8 @@ impl PublicJwk {
 pub struct PrivateJwk {
     /// Always "DAJ".
     pub kty: String,
-    /// ["decrypt"].
+    /// ["decrypt"] (optional on input, as for pheutil).
+    #[serde(default)]
     pub key_ops: Vec<String>,
     /// The prime p (secret).
     pub p: Base64Uint,
@@ -297,7 +311,8 @@ pub struct PrivateJwk {
     /// The public half.
     #[serde(rename = "pub")]
     pub public: PublicJwk,
-    /// A free-text key id.
+    /// A free-text key id (optional on input).
+    #[serde(default)]
     pub kid: String,
 }
 
@@ -315,14 +330,16 @@ impl PrivateJwk {
         }
     }
 
-    /// The validated private key; its public half must match the primes.
+    /// The validated private key, its modulus within the default [`KeyBounds`] (so a weak
+    /// key file is refused); its public half must match the primes.
     pub fn to_private_key(&self) -> Result<PrivateKey, Error> {
-        if self.kty != JWK_KEY_TYPE {
-            return Err(Error::Json(format!(
-                "key type {:?} is not {JWK_KEY_TYPE:?}",
-                self.kty
-            )));
-        }
+        self.to_private_key_with_bounds(KeyBounds::default())
+    }
+
+    /// The validated private key, its modulus within `bounds` (tests use small keys).
+    pub fn to_private_key_with_bounds(&self, bounds: KeyBounds) -> Result<PrivateKey, Error> {
+        check_key_type(&self.kty)?;
+        self.public.to_public_key(bounds)?;
         let key = PrivateKey::from_primes(self.p.0.clone(), self.q.0.clone())?;
         if key.public_key().n() != &self.public.n.0 {
             return Err(Error::InvalidPrivateKey(

@@ -328,7 +328,22 @@ fn jwk_keys_round_trip() {
     let json = serde_json::to_string(&PrivateJwk::new(sk, "participant p-1")).unwrap();
     assert!(json.contains("\"kty\":\"DAJ\"") && json.contains("\"alg\":\"PAI-GN1\""));
     let back: PrivateJwk = serde_json::from_str(&json).unwrap();
-    assert_eq!(&back.to_private_key().unwrap(), sk);
+    assert_eq!(
+        &back.to_private_key_with_bounds(small_bounds()).unwrap(),
+        sk
+    );
+    // A 512-bit key is refused under the default bounds.
+    assert!(matches!(
+        back.to_private_key(),
+        Err(Error::KeySize { bits: 512, .. })
+    ));
+    let mut wrong_alg = back.clone();
+    wrong_alg.public.alg = "RSA".into();
+    assert!(
+        wrong_alg
+            .to_private_key_with_bounds(small_bounds())
+            .is_err()
+    );
     let public: PublicJwk =
         serde_json::from_str(&serde_json::to_string(&back.public).unwrap()).unwrap();
     assert_eq!(
@@ -338,5 +353,5 @@ fn jwk_keys_round_trip() {
     // A private key whose public half does not match is refused.
     let mut mixed = back.clone();
     mixed.public = PublicJwk::new(other_key().public_key(), "x");
-    assert!(mixed.to_private_key().is_err());
+    assert!(mixed.to_private_key_with_bounds(small_bounds()).is_err());
 }

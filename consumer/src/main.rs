@@ -1,0 +1,132 @@
+//! `consumer`: reads a participant's results, decrypts them with the participant's key and prints
+//! them. Output formatting is in [`output`].
+
+mod output;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use pipeline::ParticipantId;
+use pipeline::client::Client;
+use pipeline::config::{LoadOptions, Settings};
+use pipeline::keystore::KeyStore;
+use pipeline::messages::ResultStatus;
+use tracing::{info, warn};
+
+use output::{Format, Printer};
+
+/// Reads the participant's reply queue (results.<ID>), decrypts each result with the key store and
+/// prints its outputs by name with units. A result is acknowledged (removed from the queue) only
+/// after it was printed and stdout flushed. A duplicate of a result already shown (same
+/// submission id: delivery is at-least-once) is acknowledged and not shown again. Error results
+/// (a refused submission) are shown as errors.
+///
+/// Exits once no result has arrived for --timeout: it prints what is queued and whatever arrives
+/// while it waits, and returns when the queue has stayed empty for that long. Exit status 0 when
+/// results (or none) were read, 1 on a failure (broker unreachable, missing key, ...).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Participant whose results to read.
+    #[arg(long)]
+    participant: ParticipantId,
+    /// How long to wait for a further result before exiting (e.g. 5s, 2m).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Output format: a table, or one JSON object per result.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// TOML file overriding config/default.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Broker URL.
+    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    amqp_url: Option<String>,
+    /// Key store directory.
+    #[arg(long, env = "KEY_STORE", value_name = "DIR")]
+    key_store: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    pipeline::logging::init(args.verbose);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let options = LoadOptions {
+        file: args.config.clone(),
+        ..LoadOptions::default()
+    }
+    .set("broker.url", args.amqp_url.as_ref())
+    .set(
+        "key_store.dir",
+        args.key_store.as_ref().map(|p| p.display()),
+    );
+    let settings = Settings::load(&options).context("loading the configuration")?;
+    let key = KeyStore::new(settings.key_store_dir()).load_private(&args.participant)?;
+
+    let client = Client::connect(&settings, "consumer").await?;
+    let mut results = client
+        .results(&args.participant, settings.broker.prefetch)
+        .await?;
+    let mut printer = Printer::new(args.format);
+    let (mut shown, mut errors, mut duplicates, mut unreadable) = (0u64, 0u64, 0u64, 0u64);
+    while let Some(received) = results.next(args.timeout).await? {
+        match &received.result {
+            Err(reason) => {
+                unreadable += 1;
+                warn!(%reason, "discarding a message that is not a result");
+                results.discard(&received).await?;
+                continue;
+            }
+            Ok(_) if received.duplicate => {
+                duplicates += 1;
+                info!("duplicate result (already shown), acknowledging it");
+            }
+            Ok(result) => {
+                let decrypted = match result.status {
+                    ResultStatus::Ok => {
+                        let key = key.clone();
+                        let result = result.clone();
+                        tokio::task::spawn_blocking(move || result.decrypt(&key))
+                            .await
+                            .context("decryption thread")?
+                            .map_err(|e| e.to_string())
+                    }
+                    ResultStatus::Error => {
+                        errors += 1;
+                        Ok(Vec::new())
+                    }
+                };
+                printer.print(result, decrypted)?;
+                std::io::stdout().flush().context("writing to stdout")?;
+                shown += 1;
+            }
+        }
+        // Only now: the result is on the screen (or in the pipe).
+        results.ack(&received).await?;
+    }
+    printer.finish()?;
+    results.close().await;
+    client.close().await;
+    info!(
+        shown,
+        errors, duplicates, unreadable, "no further result within the timeout"
+    );
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Connections to RabbitMQ and a publisher that knows whether every message arrived.
+//!
+//! - [`connect`] names the connection after the role, host and pid (shown in the management UI),
+//!   retries a bounded number of times ([`Retry::Bounded`]: producer and consumer fail fast on an
+//!   unreachable broker) or for ever ([`Retry::Forever`]: workers), and turns on lapin's automatic
+//!   recovery for long-lived connections.
+//! - [`ConfirmedPublisher`] publishes on a confirm-mode channel, awaits every confirm, republishes
+//!   what the broker nacked, and treats a returned (unroutable) message as an error.
+//!
+//! Consuming and publishing use separate connections: while the broker blocks a publishing
+//! connection (memory or disk alarm) lapin writes nothing on it, acks included.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::config::BrokerSettings;
+
+/// Failures talking to the broker.
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    /// No connection could be made.
+    #[error("cannot connect to the broker at {url} after {attempts} attempt(s): {reason}")]
+    Unreachable {
+        /// The URL, password removed.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Last failure.
+        reason: String,
+    },
+    /// A channel operation failed.
+    #[error("{context}: {source}")]
+    Channel {
+        /// What was being done.
+        context: &'static str,
+        /// lapin's error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker could not route a mandatory message (a missing queue or binding).
+    #[error(
+        "{count} message(s) returned unroutable by the broker ({reply}), e.g. message id {example}"
+    )]
+    Returned {
+        /// Messages returned.
+        count: usize,
+        /// Broker's reply text (e.g. NO_ROUTE).
+        reply: String,
+        /// One of their message ids.
+        example: String,
+    },
+    /// The broker kept refusing (nacking) messages.
+    #[error("{count} message(s) still nacked by the broker after {attempts} attempts")]
+    Nacked {
+        /// Messages not accepted.
+        count: usize,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A name or id does not fit an AMQP short string.
+    #[error("{0:?} is too long for an AMQP short string (255 bytes)")]
+    NameTooLong(String),
+}
+
+/// How hard [`connect`] tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// At most this many attempts, delays doubling from `retry_delay`.
+    Bounded(u32),
+    /// Until it works (delays doubling up to 30 s).
+    Forever,
+}
+
+/// `url` with the password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Host name for connection names and consumer tags.
+pub fn host_name() -> String {
+    gethostname::gethostname()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(64)
+        .collect()
+}
+
+/// Connection name shown in the management UI: `<prefix> <role> <host> pid <pid>`.
+pub fn connection_name(settings: &BrokerSettings, role: &str) -> String {
+    format!(
+        "{} {} {} pid {}",
+        settings.connection_name,
+        role,
+        host_name(),
+        std::process::id()
+    )
+}
+
+/// Connects as `role` (e.g. "worker-consume", "producer"). With `recover`, lapin re-establishes
+/// the connection, its channels, QoS, confirm mode, declared topology and consumers by itself
+/// after a network failure or a broker restart.
+pub async fn connect(
+    settings: &BrokerSettings,
+    role: &str,
+    retry: Retry,
+    recover: bool,
+) -> Result<Connection, BrokerError> {
+    let name = connection_name(settings, role);
+    let mut delay = settings.retry_delay;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let mut props = ConnectionProperties::default().with_connection_name(name.clone().into());
+        if recover {
+            props = props.enable_auto_recover().configure_backoff(|b| {
+                b.with_max_times(usize::MAX)
+                    .with_max_delay(Duration::from_secs(10))
+            });
+        }
+        let outcome = tokio::time::timeout(
+            settings.connect_timeout,
+            Connection::connect(&settings.url, props),
+        )
+        .await;
+        let reason = match outcome {
+            Ok(Ok(conn)) => {
+                info!(connection = %name, url = %redact_url(&settings.url), "connected to the broker");
+                return Ok(conn);
+            }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!(
+                "no answer within {}",
+                humantime::format_duration(settings.connect_timeout)
+            ),
+        };
+        let give_up = match retry {
+            Retry::Bounded(max) => attempt >= max,
+            Retry::Forever => false,
+        };
+        if give_up {
+            return Err(BrokerError::Unreachable {
+                url: redact_url(&settings.url),
+                attempts: attempt,
+                reason,
+            });
+        }
+        warn!(attempt, %reason, retry_in = ?delay, "broker not reachable, retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Target exchange.
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Properties (should carry a unique message id: returned messages are identified by it).
+    pub properties: BasicProperties,
+}
+
+/// Publishes on a confirm-mode channel and reports success only once the broker has taken
+/// responsibility for every message (`basic.ack` without a return).
+pub struct ConfirmedPublisher {
+    channel: Channel,
+    max_attempts: u32,
+}
+
+impl ConfirmedPublisher {
+    /// Opens a channel on `conn` and puts it into confirm mode.
+    pub async fn new(conn: &Connection) -> Result<Self, BrokerError> {
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|source| BrokerError::Channel {
+                context: "opening the publishing channel",
+                source,
+            })?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|source| BrokerError::Channel {
+                context: "enabling publisher confirms",
+                source,
+            })?;
+        Ok(ConfirmedPublisher {
+            channel,
+            max_attempts: 5,
+        })
+    }
+
+    /// The underlying channel (e.g. to declare topology on it).
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes one message and awaits its confirm.
+    pub async fn publish(&self, message: Outgoing) -> Result<(), BrokerError> {
+        self.publish_all(std::slice::from_ref(&message)).await
+    }
+
+    /// Publishes all `messages` (pipelined: all sent, then all confirms awaited), republishes the
+    /// ones nacked or lost with a broken channel (after lapin's recovery, when it is on), and
+    /// fails if any came back unroutable. The broker may hold duplicates of republished messages:
+    /// receivers deduplicate by id.
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), BrokerError> {
+        let mut pending: Vec<usize> = (0..messages.len()).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let mut confirms = Vec::with_capacity(pending.len());
+            let mut failed = Vec::new();
+            let mut channel_error = None;
+            for &i in &pending {
+                let m = &messages[i];
+                let result = self
+                    .channel
+                    .basic_publish(
+                        short(&m.exchange)?,
+                        short(&m.routing_key)?,
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &m.body,
+                        m.properties.clone(),
+                    )
+                    .await;
+                match result {
+                    Ok(confirm) => confirms.push((i, confirm)),
+                    Err(err) => {
+                        failed.push(i);
+                        channel_error.get_or_insert(err);
+                    }
+                }
+            }
+            let mut returned: Vec<(String, String)> = Vec::new();
+            for (i, confirm) in confirms {
+                match confirm.await {
+                    Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {}
+                    Ok(Confirmation::Ack(Some(ret))) => {
+                        // The return may be attached to another message's confirm: keep the id
+                        // it names, not `i`.
+                        let id = ret
+                            .properties
+                            .message_id()
+                            .as_ref()
+                            .map_or_else(|| "?".to_owned(), ToString::to_string);
+                        returned.push((id, ret.reply_text.to_string()));
+                    }
+                    Ok(Confirmation::Nack(_)) => failed.push(i),
+                    Err(err) => {
+                        failed.push(i);
+                        channel_error.get_or_insert(err);
+                    }
+                }
+            }
+            if let Some((example, reply)) = returned.first() {
+                let ids: HashSet<_> = returned.iter().map(|(id, _)| id).collect();
+                return Err(BrokerError::Returned {
+                    count: ids.len(),
+                    reply: reply.clone(),
+                    example: example.clone(),
+                });
+            }
+            if failed.is_empty() {
+                break;
+            }
+            if attempt >= self.max_attempts {
+                return Err(match channel_error {
+                    Some(source) => BrokerError::Channel {
+                        context: "publishing",
+                        source,
+                    },
+                    None => BrokerError::Nacked {
+                        count: failed.len(),
+                        attempts: attempt,
+                    },
+                });
+            }
+            if let Some(err) = channel_error {
+                warn!(error = %err, count = failed.len(), "publishing failed, waiting for the channel to recover");
+                self.channel
+                    .wait_for_recovery(err)
+                    .await
+                    .map_err(|source| BrokerError::Channel {
+                        context: "publishing (channel not recoverable)",
+                        source,
+                    })?;
+            } else {
+                warn!(
+                    count = failed.len(),
+                    attempt, "broker nacked messages, republishing"
+                );
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            failed.sort_unstable();
+            pending = failed;
+        }
+        debug!(count = messages.len(), "published and confirmed");
+        Ok(())
+    }
+}
+
+fn short(name: &str) -> Result<ShortString, BrokerError> {
+    ShortString::try_new(name).map_err(|_| BrokerError::NameTooLong(name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_do_not_leak_into_messages() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://host"), "amqp://host");
+    }
+}

@@ -1,0 +1,368 @@
+//! Settings shared by the three binaries, read with the `config` crate.
+//!
+//! Layers, later ones win: `config/default.toml` (compiled in, so a binary runs from any
+//! directory), an optional `--config FILE`, `PIPELINE__<SECTION>__<KEY>` environment variables,
+//! `AMQP_URL` and `KEY_STORE`, and finally the overrides a binary passes for its flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::study::{Study, StudyError};
+
+/// The compiled-in defaults (the repository's `config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Prefix of the environment variables that override single settings (`PIPELINE__WORKER__THREADS`).
+pub const ENV_PREFIX: &str = "PIPELINE";
+
+/// Why the settings could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer could not be read or does not match the expected shape.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but unusable.
+    #[error("configuration: {key}: {reason}")]
+    Invalid {
+        /// Dotted key of the offending setting.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The study section is inconsistent.
+    #[error("configuration: study: {0}")]
+    Study(#[from] StudyError),
+}
+
+/// Everything the binaries read from configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the broker is and how to connect to it.
+    pub broker: BrokerSettings,
+    /// Names and arguments of exchanges and queues.
+    pub topology: TopologySettings,
+    /// Options of the per-participant reply queues.
+    #[serde(default)]
+    pub reply_queues: ReplyQueueSettings,
+    /// Batching, threads and result obfuscation of the worker.
+    pub worker: WorkerSettings,
+    /// Bounds on untrusted input.
+    pub limits: Limits,
+    /// Where participant keys are kept.
+    pub key_store: KeyStoreSettings,
+    /// The study: metrics and computed outputs.
+    pub study: Study,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (env `AMQP_URL`).
+    pub url: String,
+    /// Per-consumer prefetch window.
+    pub prefetch: u16,
+    /// First part of every connection name shown in the management UI.
+    pub connection_name: String,
+    /// Longest time one connection attempt may take.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Attempts before producer and consumer give up.
+    pub connect_attempts: u32,
+    /// Delay before the first retry (doubling after each failure).
+    #[serde(with = "duration")]
+    pub retry_delay: Duration,
+}
+
+/// Names of exchanges and queues (before the prefix is applied) and queue arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySettings {
+    /// Prepended to every name: separates tests and studies on one broker.
+    pub prefix: String,
+    /// Direct exchange submissions are published to.
+    pub readings_exchange: String,
+    /// Routing key of submissions.
+    pub submission_routing_key: String,
+    /// Quorum work queue.
+    pub work_queue: String,
+    /// Deliveries before the broker dead-letters a failing message.
+    pub delivery_limit: i32,
+    /// Longest work queue; publishes beyond are refused.
+    pub work_queue_max_length: i64,
+    /// Exchange rejected submissions are dead-lettered to.
+    pub dead_exchange: String,
+    /// Queue that keeps rejected submissions.
+    pub dead_queue: String,
+    /// Direct exchange results are published to.
+    pub results_exchange: String,
+    /// Alternate exchange of `results_exchange`: catches results nobody can receive.
+    pub unroutable_exchange: String,
+    /// Queue that keeps unroutable results.
+    pub unroutable_queue: String,
+    /// Reply queue of participant P is `<prefix><reply_queue_prefix>P`.
+    pub reply_queue_prefix: String,
+}
+
+/// Options of per-participant reply queues.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyQueueSettings {
+    /// `x-expires` of reply queues; `None` (the default) keeps them for ever. RabbitMQ deletes an
+    /// expired queue together with the results in it.
+    #[serde(default, with = "opt_duration")]
+    pub expires: Option<Duration>,
+}
+
+/// Worker behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Deliveries per batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    #[serde(with = "duration")]
+    pub batch_max_wait: Duration,
+    /// rayon threads; 0 = one per core.
+    pub threads: usize,
+    /// Re-randomise result ciphertexts before publishing them.
+    pub obfuscate_results: bool,
+    /// Longest time to finish the deliveries in hand after SIGINT/SIGTERM.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+/// Bounds on untrusted input, checked before any expensive work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted message body.
+    pub max_body_bytes: usize,
+    /// Most readings in one submission, over all metrics.
+    pub max_readings: usize,
+    /// Smallest accepted public key (bits).
+    pub key_bits_min: u64,
+    /// Largest accepted public key (bits).
+    pub key_bits_max: u64,
+}
+
+/// Key store location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyStoreSettings {
+    /// Directory of key files (env `KEY_STORE`).
+    pub dir: PathBuf,
+}
+
+/// Where the layers come from besides the compiled-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A TOML file overriding the defaults (`--config FILE`).
+    pub file: Option<PathBuf>,
+    /// Read `PIPELINE__*`, `AMQP_URL` and `KEY_STORE` (on unless a test wants isolation).
+    pub ignore_environment: bool,
+    /// Final overrides, dotted key and value, e.g. `("broker.url", "amqp://...")`.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl LoadOptions {
+    /// Adds an override for `key` when `value` is present.
+    pub fn set(mut self, key: &str, value: Option<impl ToString>) -> Self {
+        if let Some(value) = value {
+            self.overrides.push((key.to_owned(), value.to_string()));
+        }
+        self
+    }
+}
+
+impl Settings {
+    /// Loads and checks the settings.
+    pub fn load(options: &LoadOptions) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = &options.file {
+            builder = builder.add_source(config::File::from(file.as_path()).required(true));
+        }
+        if !options.ignore_environment {
+            builder = builder.add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .separator("__")
+                    .try_parsing(true),
+            );
+            builder = builder
+                .set_override_option("broker.url", non_empty_env("AMQP_URL"))?
+                .set_override_option("key_store.dir", non_empty_env("KEY_STORE"))?;
+        }
+        for (key, value) in &options.overrides {
+            builder = builder.set_override(key.as_str(), value.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The compiled-in defaults alone (no file, no environment): what tests start from.
+    pub fn defaults() -> Settings {
+        Settings::load(&LoadOptions {
+            ignore_environment: true,
+            ..LoadOptions::default()
+        })
+        .expect("the compiled-in config/default.toml is valid (checked by a unit test)")
+    }
+
+    /// Checks values a type cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.broker.prefetch == 0 {
+            return invalid("broker.prefetch", "must be at least 1 (0 means unlimited)");
+        }
+        if self.broker.connect_attempts == 0 {
+            return invalid("broker.connect_attempts", "must be at least 1");
+        }
+        if self.topology.delivery_limit < 1 {
+            return invalid(
+                "topology.delivery_limit",
+                "must be at least 1 (RabbitMQ 3.x drops messages with -1)",
+            );
+        }
+        if self.topology.work_queue_max_length < 1 {
+            return invalid("topology.work_queue_max_length", "must be at least 1");
+        }
+        if self.worker.batch_size == 0 {
+            return invalid("worker.batch_size", "must be at least 1");
+        }
+        if self.limits.key_bits_min > self.limits.key_bits_max {
+            return invalid("limits.key_bits_min", "is larger than limits.key_bits_max");
+        }
+        if let Some(expires) = self.reply_queues.expires
+            && (expires.as_millis() < 1 || expires.as_millis() > i32::MAX as u128)
+        {
+            return invalid(
+                "reply_queues.expires",
+                "must be between 1ms and about 24 days (x-expires is a 32-bit millisecond count)",
+            );
+        }
+        self.study.validate()?;
+        Ok(())
+    }
+
+    /// Number of rayon threads the worker should use (resolving 0 = all cores).
+    pub fn worker_threads(&self) -> usize {
+        if self.worker.threads > 0 {
+            self.worker.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The key store directory.
+    pub fn key_store_dir(&self) -> &Path {
+        &self.key_store.dir
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Serde helpers for humantime durations ("250ms", "5s").
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helpers for an optional humantime duration; an empty string also means "none".
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        match text.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => humantime::parse_duration(t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_match_the_issue() {
+        let s = Settings::defaults();
+        assert_eq!(s.topology.readings_exchange, "readings");
+        assert_eq!(s.topology.work_queue, "readings.work");
+        assert_eq!(s.topology.results_exchange, "results");
+        assert!(s.worker.obfuscate_results);
+        assert_eq!(s.worker.batch_max_wait, Duration::from_millis(20));
+        assert!(s.reply_queues.expires.is_none());
+        assert_eq!(s.study.metrics.len(), 2);
+    }
+
+    #[test]
+    fn overrides_win_and_are_typed() {
+        let s = Settings::load(&LoadOptions {
+            ignore_environment: true,
+            overrides: vec![
+                ("broker.prefetch".into(), "7".into()),
+                ("reply_queues.expires".into(), "2h".into()),
+                ("worker.obfuscate_results".into(), "false".into()),
+            ],
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        assert_eq!(s.broker.prefetch, 7);
+        assert_eq!(s.reply_queues.expires, Some(Duration::from_secs(7200)));
+        assert!(!s.worker.obfuscate_results);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let err = Settings::load(&LoadOptions {
+            ignore_environment: true,
+            overrides: vec![("topology.delivery_limit".into(), "-1".into())],
+            ..LoadOptions::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("topology.delivery_limit"), "{err}");
+    }
+
+    #[test]
+    fn a_file_layer_overrides_only_what_it_sets() {
+        let dir = std::env::temp_dir().join(format!("pipeline-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("site.toml");
+        std::fs::write(&file, "[worker]\nbatch_size = 3\n").unwrap();
+        let s = Settings::load(&LoadOptions {
+            file: Some(file),
+            ignore_environment: true,
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(s.worker.batch_size, 3);
+        assert_eq!(s.worker.batch_max_wait, Duration::from_millis(20));
+    }
+}

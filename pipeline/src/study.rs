@@ -1,0 +1,556 @@
+//! The study: which metrics participants send and which outputs workers compute from them.
+//!
+//! It is configuration (`[study]` in `config/default.toml`), checked by [`Study::validate`] before
+//! a worker starts. The same definition is evaluated on ciphertexts by the worker
+//! ([`Study::evaluate_encrypted`]) and on plain numbers ([`Study::evaluate_plain`]): the latter is
+//! the reference the tests compare decrypted results with.
+//!
+//! A metric may carry a series of readings. `sum` and `mean` aggregate the series. Where an
+//! output uses "the value" of a metric (`scale`, `weighted_sum`) that value is the **mean** of the
+//! series, so that a participant who measured twice does not count double in a risk score; a
+//! single reading is its own mean. An output whose metrics are absent from a submission is
+//! skipped (and listed as skipped in the result).
+
+use std::collections::{BTreeMap, HashSet};
+
+use paillier::EncryptedNumber;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A study whose definition does not make sense.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum StudyError {
+    /// The study names no metric.
+    #[error("no metrics defined")]
+    NoMetrics,
+    /// The study defines no output.
+    #[error("no outputs defined")]
+    NoOutputs,
+    /// A metric or output name is empty or uses characters other than `a-z 0-9 _`.
+    #[error("name {0:?} is not allowed: use a-z, 0-9 and '_', starting with a letter")]
+    BadName(String),
+    /// Two metrics, or two outputs, share a name.
+    #[error("{what} {name:?} is defined twice")]
+    Duplicate {
+        /// "metric" or "output".
+        what: &'static str,
+        /// The repeated name.
+        name: String,
+    },
+    /// An output refers to a metric the study does not define.
+    #[error("output {output:?} uses unknown metric {metric:?}")]
+    UnknownMetric {
+        /// Output name.
+        output: String,
+        /// The unknown metric.
+        metric: String,
+    },
+    /// A weighted sum without terms.
+    #[error("output {0:?}: weighted_sum needs at least one term")]
+    EmptyTerms(String),
+    /// A weighted sum uses a metric in two terms.
+    #[error("output {output:?}: metric {metric:?} appears in two terms (merge their weights)")]
+    RepeatedTerm {
+        /// Output name.
+        output: String,
+        /// The repeated metric.
+        metric: String,
+    },
+    /// A factor, weight or offset is NaN or infinite.
+    #[error("output {output:?}: {what} is not a finite number")]
+    NonFinite {
+        /// Output name.
+        output: String,
+        /// "factor", "weight" or "offset".
+        what: &'static str,
+    },
+}
+
+/// Why an output could not be computed from a submission's ciphertexts.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("output {output:?}: {source}")]
+pub struct EvaluationError {
+    /// The output being computed.
+    pub output: String,
+    /// What the arithmetic refused (overflow, exponent range...).
+    #[source]
+    pub source: paillier::Error,
+}
+
+/// The study definition.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Study {
+    /// What participants measure.
+    pub metrics: Vec<Metric>,
+    /// What workers compute, in this order.
+    pub outputs: Vec<Output>,
+}
+
+/// A measured quantity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    /// Name used in submissions and in `--reading NAME=VALUE`.
+    pub name: String,
+    /// Unit readings are given in.
+    pub unit: String,
+}
+
+/// One computed output.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "OutputSpec")]
+pub struct Output {
+    /// Name shown to the participant.
+    pub name: String,
+    /// Unit of the result; defaults to the metric's unit for `sum` and `mean`.
+    pub unit: Option<String>,
+    /// What is computed.
+    pub kind: OutputKind,
+}
+
+/// The computations a study may ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputKind {
+    /// `mean(metric) × factor`: a unit conversion.
+    Scale {
+        /// Metric scaled.
+        metric: String,
+        /// Multiplier.
+        factor: f64,
+    },
+    /// Sum of the metric's series.
+    Sum {
+        /// Metric summed.
+        metric: String,
+    },
+    /// Mean of the metric's series.
+    Mean {
+        /// Metric averaged.
+        metric: String,
+    },
+    /// `offset + Σ weight × mean(metric)`: a linear score.
+    WeightedSum {
+        /// The terms; weights may be fractional or negative.
+        terms: Vec<Term>,
+        /// Added to the sum.
+        offset: f64,
+    },
+}
+
+/// An output as written in configuration: one flat table whose `kind` says which of the other
+/// keys must be present. (A flat struct rather than a serde-tagged enum, so that unknown keys and
+/// keys of the wrong kind are refused with a message naming the output.)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputSpec {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
+    metric: Option<String>,
+    #[serde(default)]
+    factor: Option<f64>,
+    #[serde(default)]
+    terms: Option<Vec<Term>>,
+    #[serde(default)]
+    offset: Option<f64>,
+}
+
+impl TryFrom<OutputSpec> for Output {
+    type Error = String;
+
+    fn try_from(spec: OutputSpec) -> Result<Self, Self::Error> {
+        let name = spec.name;
+        let allowed: &[&str] = match spec.kind.as_str() {
+            "scale" => &["metric", "factor"],
+            "sum" | "mean" => &["metric"],
+            "weighted_sum" => &["terms", "offset"],
+            other => {
+                return Err(format!(
+                    "output {name:?}: unknown kind {other:?} (expected scale, sum, mean or weighted_sum)"
+                ));
+            }
+        };
+        let present = [
+            ("metric", spec.metric.is_some()),
+            ("factor", spec.factor.is_some()),
+            ("terms", spec.terms.is_some()),
+            ("offset", spec.offset.is_some()),
+        ];
+        if let Some((key, _)) = present.iter().find(|(k, p)| *p && !allowed.contains(k)) {
+            return Err(format!(
+                "output {name:?}: key {key:?} does not apply to kind {:?}",
+                spec.kind
+            ));
+        }
+        let need =
+            |v: Option<String>| v.ok_or(format!("output {name:?}: {} needs a metric", spec.kind));
+        let kind = match spec.kind.as_str() {
+            "scale" => OutputKind::Scale {
+                metric: need(spec.metric)?,
+                factor: spec
+                    .factor
+                    .ok_or(format!("output {name:?}: scale needs a factor"))?,
+            },
+            "sum" => OutputKind::Sum {
+                metric: need(spec.metric)?,
+            },
+            "mean" => OutputKind::Mean {
+                metric: need(spec.metric)?,
+            },
+            _ => OutputKind::WeightedSum {
+                terms: spec
+                    .terms
+                    .ok_or(format!("output {name:?}: weighted_sum needs terms"))?,
+                offset: spec.offset.unwrap_or(0.0),
+            },
+        };
+        Ok(Output {
+            name,
+            unit: spec.unit,
+            kind,
+        })
+    }
+}
+
+/// A term of a weighted sum.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    /// Metric whose mean enters the sum.
+    pub metric: String,
+    /// Its weight.
+    pub weight: f64,
+}
+
+/// An output's value together with its name and unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Computed<T> {
+    /// Output name.
+    pub name: String,
+    /// Output unit (may be empty).
+    pub unit: String,
+    /// The value: `f64` in the plaintext reference, a ciphertext in the worker.
+    pub value: T,
+}
+
+/// What evaluating a study on one submission gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation<T> {
+    /// Outputs computed, in study order.
+    pub outputs: Vec<Computed<T>>,
+    /// Outputs skipped because a metric they need is absent.
+    pub skipped: Vec<String>,
+}
+
+impl OutputKind {
+    /// Metrics this output reads.
+    pub fn metrics(&self) -> Vec<&str> {
+        match self {
+            OutputKind::Scale { metric, .. }
+            | OutputKind::Sum { metric }
+            | OutputKind::Mean { metric } => vec![metric.as_str()],
+            OutputKind::WeightedSum { terms, .. } => {
+                terms.iter().map(|t| t.metric.as_str()).collect()
+            }
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.len() <= 64
+}
+
+impl Study {
+    /// Refuses a study that cannot be evaluated or would be ambiguous.
+    pub fn validate(&self) -> Result<(), StudyError> {
+        if self.metrics.is_empty() {
+            return Err(StudyError::NoMetrics);
+        }
+        if self.outputs.is_empty() {
+            return Err(StudyError::NoOutputs);
+        }
+        let mut metrics = HashSet::new();
+        for metric in &self.metrics {
+            if !valid_name(&metric.name) {
+                return Err(StudyError::BadName(metric.name.clone()));
+            }
+            if !metrics.insert(metric.name.as_str()) {
+                return Err(StudyError::Duplicate {
+                    what: "metric",
+                    name: metric.name.clone(),
+                });
+            }
+        }
+        let mut outputs = HashSet::new();
+        for output in &self.outputs {
+            let name = &output.name;
+            if !valid_name(name) {
+                return Err(StudyError::BadName(name.clone()));
+            }
+            if !outputs.insert(name.as_str()) {
+                return Err(StudyError::Duplicate {
+                    what: "output",
+                    name: name.clone(),
+                });
+            }
+            let non_finite = |what| StudyError::NonFinite {
+                output: name.clone(),
+                what,
+            };
+            match &output.kind {
+                OutputKind::Scale { factor, .. } if !factor.is_finite() => {
+                    return Err(non_finite("factor"));
+                }
+                OutputKind::WeightedSum { terms, offset } => {
+                    if terms.is_empty() {
+                        return Err(StudyError::EmptyTerms(name.clone()));
+                    }
+                    if !offset.is_finite() {
+                        return Err(non_finite("offset"));
+                    }
+                    let mut seen = HashSet::new();
+                    for term in terms {
+                        if !term.weight.is_finite() {
+                            return Err(non_finite("weight"));
+                        }
+                        if !seen.insert(term.metric.as_str()) {
+                            return Err(StudyError::RepeatedTerm {
+                                output: name.clone(),
+                                metric: term.metric.clone(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for metric in output.kind.metrics() {
+                if !metrics.contains(metric) {
+                    return Err(StudyError::UnknownMetric {
+                        output: name.clone(),
+                        metric: metric.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The metric called `name`, if the study has one.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// Unit shown for `output`: its own, else (sum, mean, scale) its metric's, else empty.
+    pub fn unit_of(&self, output: &Output) -> String {
+        if let Some(unit) = &output.unit {
+            return unit.clone();
+        }
+        match &output.kind {
+            OutputKind::Sum { metric } | OutputKind::Mean { metric } => self
+                .metric(metric)
+                .map(|m| m.unit.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// Evaluates the study on plain readings: the reference for what the worker computes.
+    pub fn evaluate_plain(&self, readings: &BTreeMap<String, Vec<f64>>) -> Evaluation<f64> {
+        let sum = |metric: &str| -> f64 { readings[metric].iter().sum() };
+        let mean = |metric: &str| -> f64 { sum(metric) / readings[metric].len() as f64 };
+        self.evaluate_with(
+            |m| readings.get(m).is_some_and(|s| !s.is_empty()),
+            |kind| -> Result<f64, paillier::Error> {
+                Ok(match kind {
+                    OutputKind::Scale { metric, factor } => mean(metric) * factor,
+                    OutputKind::Sum { metric } => sum(metric),
+                    OutputKind::Mean { metric } => mean(metric),
+                    OutputKind::WeightedSum { terms, offset } => {
+                        offset
+                            + terms
+                                .iter()
+                                .map(|t| t.weight * mean(&t.metric))
+                                .sum::<f64>()
+                    }
+                })
+            },
+        )
+        .expect("plain arithmetic cannot fail")
+    }
+
+    /// Evaluates the study on a submission's ciphertexts (all under one key). Each metric's series
+    /// is summed once (ciphertext additions are cheap); every output then costs one scalar
+    /// multiplication per metric it uses (the mean is the sum times 1/len).
+    pub fn evaluate_encrypted(
+        &self,
+        readings: &BTreeMap<String, Vec<EncryptedNumber>>,
+    ) -> Result<Evaluation<EncryptedNumber>, EvaluationError> {
+        let mut sums: BTreeMap<&str, (EncryptedNumber, usize)> = BTreeMap::new();
+        for (metric, series) in readings {
+            let mut iter = series.iter();
+            let Some(first) = iter.next() else { continue };
+            let mut total = first.clone();
+            for next in iter {
+                total = total.add(next).map_err(|source| EvaluationError {
+                    output: format!("(sum of {metric})"),
+                    source,
+                })?;
+            }
+            sums.insert(metric.as_str(), (total, series.len()));
+        }
+        // Multiplying by the weight divided by the series length gives weight × mean in one step.
+        let scaled = |metric: &str, factor: f64| -> Result<EncryptedNumber, paillier::Error> {
+            let (sum, len) = &sums[metric];
+            sum.mul_f64(factor / *len as f64)
+        };
+        self.evaluate_with(
+            |m| sums.contains_key(m),
+            |kind| match kind {
+                OutputKind::Scale { metric, factor } => scaled(metric, *factor),
+                OutputKind::Sum { metric } => Ok(sums[metric.as_str()].0.clone()),
+                OutputKind::Mean { metric } => scaled(metric, 1.0),
+                OutputKind::WeightedSum { terms, offset } => {
+                    let mut total = scaled(&terms[0].metric, terms[0].weight)?;
+                    for term in &terms[1..] {
+                        total = total.add(&scaled(&term.metric, term.weight)?)?;
+                    }
+                    if *offset != 0.0 {
+                        total = total.add_f64(*offset)?;
+                    }
+                    Ok(total)
+                }
+            },
+        )
+    }
+
+    fn evaluate_with<T>(
+        &self,
+        has_metric: impl Fn(&str) -> bool,
+        compute: impl Fn(&OutputKind) -> Result<T, paillier::Error>,
+    ) -> Result<Evaluation<T>, EvaluationError> {
+        let mut evaluation = Evaluation {
+            outputs: Vec::with_capacity(self.outputs.len()),
+            skipped: Vec::new(),
+        };
+        for output in &self.outputs {
+            if !output.kind.metrics().into_iter().all(&has_metric) {
+                evaluation.skipped.push(output.name.clone());
+                continue;
+            }
+            let value = compute(&output.kind).map_err(|source| EvaluationError {
+                output: output.name.clone(),
+                source,
+            })?;
+            evaluation.outputs.push(Computed {
+                name: output.name.clone(),
+                unit: self.unit_of(output),
+                value,
+            });
+        }
+        Ok(evaluation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn study(toml_outputs: &str) -> Result<Study, String> {
+        let text = format!(
+            "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\n[[metrics]]\nname = \"cholesterol\"\nunit = \"mmol/L\"\n{toml_outputs}"
+        );
+        config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<Study>())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn default_study_is_valid() {
+        crate::config::Settings::defaults()
+            .study
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn inconsistent_studies_are_refused_with_a_clear_message() {
+        let cases = [
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetric = \"weight\"\n",
+                "unknown metric \"weight\"",
+            ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetric = \"glucose\"\n[[outputs]]\nname = \"x\"\nkind = \"mean\"\nmetric = \"glucose\"\n",
+                "output \"x\" is defined twice",
+            ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"weighted_sum\"\nterms = []\n",
+                "at least one term",
+            ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"scale\"\nmetric = \"glucose\"\nfactor = nan\n",
+                "factor is not a finite number",
+            ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"weighted_sum\"\nterms = [{metric = \"glucose\", weight = 1}, {metric = \"glucose\", weight = 2}]\n",
+                "appears in two terms",
+            ),
+            (
+                "[[outputs]]\nname = \"Bad Name\"\nkind = \"sum\"\nmetric = \"glucose\"\n",
+                "not allowed",
+            ),
+        ];
+        for (outputs, expected) in cases {
+            let err = study(outputs).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_and_fields_do_not_parse() {
+        let err = study("[[outputs]]\nname = \"x\"\nkind = \"median\"\nmetric = \"glucose\"\n")
+            .unwrap_err();
+        assert!(err.contains("unknown kind"), "{err}");
+        let err = study(
+            "[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetric = \"glucose\"\nfactor = 2.0\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("does not apply"), "{err}");
+        let err =
+            study("[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetrc = \"glucose\"\n").unwrap_err();
+        assert!(err.contains("metrc"), "{err}");
+    }
+
+    #[test]
+    fn plain_evaluation_uses_the_mean_of_a_series() {
+        let s = crate::config::Settings::defaults().study;
+        let readings = BTreeMap::from([
+            ("glucose".to_owned(), vec![5.0, 6.0]),
+            ("cholesterol".to_owned(), vec![4.0]),
+        ]);
+        let e = s.evaluate_plain(&readings);
+        let get = |n: &str| e.outputs.iter().find(|o| o.name == n).unwrap().value;
+        assert!((get("glucose_mg_dl") - 5.5 * 18.016).abs() < 1e-9);
+        assert!((get("glucose_sum") - 11.0).abs() < 1e-12);
+        assert!((get("glucose_mean") - 5.5).abs() < 1e-12);
+        assert!((get("risk_score") - (-2.5 + 0.35 * 5.5 + 0.6 * 4.0)).abs() < 1e-12);
+        assert!(e.skipped.is_empty());
+    }
+
+    #[test]
+    fn outputs_whose_metric_is_absent_are_skipped() {
+        let s = crate::config::Settings::defaults().study;
+        let e = s.evaluate_plain(&BTreeMap::from([("glucose".to_owned(), vec![5.0])]));
+        assert!(e.skipped.contains(&"risk_score".to_owned()));
+        assert!(e.skipped.contains(&"cholesterol_mean".to_owned()));
+        assert!(e.outputs.iter().any(|o| o.name == "glucose_mean"));
+    }
+}

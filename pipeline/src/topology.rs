@@ -1,0 +1,285 @@
+//! Exchanges and queues, named for an operator reading the management UI, declared idempotently
+//! by every binary at start.
+//!
+//! ```text
+//! producer ──(submission)──▶ [readings] direct ──▶ readings.work (quorum, delivery limit,
+//!                                                    │            dead-letter at-least-once)
+//!                                                    ├─▶ worker … worker
+//!                       [readings.dead] fanout ◀─────┘  (rejected by a worker, or over the limit)
+//!                              └─▶ readings.dead
+//! worker ──(reply_to)──▶ [results] direct ──▶ results.<participant>  (one per participant)
+//!                              └─(no route)─▶ [results.unroutable] fanout ──▶ results.unroutable
+//! ```
+//!
+//! `readings.dead` and `results.unroutable` are fanout exchanges so that whatever routing key a
+//! message had (the broker keeps the original one when it dead-letters) it is kept.
+
+use std::time::Duration;
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, ExchangeKind};
+use thiserror::Error;
+
+use crate::config::{ReplyQueueSettings, TopologySettings};
+use crate::participant::ParticipantId;
+
+/// A declaration the broker refused.
+#[derive(Debug, Error)]
+pub enum TopologyError {
+    /// A name is longer than AMQP's 255 bytes.
+    #[error("name {0:?} is too long for AMQP (255 bytes)")]
+    NameTooLong(String),
+    /// The broker refused a declaration; with `PRECONDITION_FAILED` the object exists with other
+    /// arguments (delete it, or keep its previous settings).
+    #[error("declaring {what} {name:?}: {source}")]
+    Declare {
+        /// "exchange", "queue" or "binding".
+        what: &'static str,
+        /// The object.
+        name: String,
+        /// Broker error.
+        #[source]
+        source: lapin::Error,
+    },
+}
+
+/// The resolved names (prefix applied) and arguments of the pipeline's exchanges and queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// Exchange submissions are published to.
+    pub readings_exchange: String,
+    /// Routing key of submissions.
+    pub submission_routing_key: String,
+    /// Quorum work queue.
+    pub work_queue: String,
+    /// Dead-letter exchange.
+    pub dead_exchange: String,
+    /// Dead-letter queue.
+    pub dead_queue: String,
+    /// Results exchange.
+    pub results_exchange: String,
+    /// Alternate exchange of the results exchange.
+    pub unroutable_exchange: String,
+    /// Queue of unroutable results.
+    pub unroutable_queue: String,
+    /// Reply queue names start with this.
+    pub reply_queue_prefix: String,
+    /// Quorum delivery limit of the work queue.
+    pub delivery_limit: i32,
+    /// Maximum work queue length.
+    pub work_queue_max_length: i64,
+    /// Optional x-expires of reply queues.
+    pub reply_queue_expires: Option<Duration>,
+}
+
+impl Topology {
+    /// Resolves names from settings.
+    pub fn new(t: &TopologySettings, replies: &ReplyQueueSettings) -> Topology {
+        let p = |name: &str| format!("{}{}", t.prefix, name);
+        Topology {
+            readings_exchange: p(&t.readings_exchange),
+            submission_routing_key: t.submission_routing_key.clone(),
+            work_queue: p(&t.work_queue),
+            dead_exchange: p(&t.dead_exchange),
+            dead_queue: p(&t.dead_queue),
+            results_exchange: p(&t.results_exchange),
+            unroutable_exchange: p(&t.unroutable_exchange),
+            unroutable_queue: p(&t.unroutable_queue),
+            reply_queue_prefix: p(&t.reply_queue_prefix),
+            delivery_limit: t.delivery_limit,
+            work_queue_max_length: t.work_queue_max_length,
+            reply_queue_expires: replies.expires,
+        }
+    }
+
+    /// Name of a participant's reply queue (also its routing key on the results exchange).
+    pub fn reply_queue(&self, participant: &ParticipantId) -> String {
+        format!("{}{}", self.reply_queue_prefix, participant)
+    }
+
+    /// Declares every shared exchange, queue and binding. Idempotent: re-declaring with the same
+    /// arguments is a no-op for the broker.
+    pub async fn declare(&self, ch: &Channel) -> Result<(), TopologyError> {
+        // Targets first, so that nothing is ever routed to a missing exchange.
+        exchange(
+            ch,
+            &self.dead_exchange,
+            ExchangeKind::Fanout,
+            FieldTable::default(),
+        )
+        .await?;
+        queue(ch, &self.dead_queue, quorum_args()).await?;
+        bind(ch, &self.dead_queue, &self.dead_exchange, "").await?;
+
+        exchange(
+            ch,
+            &self.readings_exchange,
+            ExchangeKind::Direct,
+            FieldTable::default(),
+        )
+        .await?;
+        queue(ch, &self.work_queue, self.work_queue_args()).await?;
+        bind(
+            ch,
+            &self.work_queue,
+            &self.readings_exchange,
+            &self.submission_routing_key,
+        )
+        .await?;
+
+        exchange(
+            ch,
+            &self.unroutable_exchange,
+            ExchangeKind::Fanout,
+            FieldTable::default(),
+        )
+        .await?;
+        queue(ch, &self.unroutable_queue, quorum_args()).await?;
+        bind(ch, &self.unroutable_queue, &self.unroutable_exchange, "").await?;
+
+        let mut results_args = FieldTable::default();
+        results_args.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(self.unroutable_exchange.as_str().into()),
+        );
+        exchange(
+            ch,
+            &self.results_exchange,
+            ExchangeKind::Direct,
+            results_args,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Declares a participant's durable reply queue and binds it to the results exchange under
+    /// its own name. Returns the queue name.
+    pub async fn declare_reply_queue(
+        &self,
+        ch: &Channel,
+        participant: &ParticipantId,
+    ) -> Result<String, TopologyError> {
+        let name = self.reply_queue(participant);
+        let mut args = FieldTable::default();
+        if let Some(expires) = self.reply_queue_expires {
+            // Validated to fit an i32 when the settings were loaded.
+            let ms = i32::try_from(expires.as_millis()).unwrap_or(i32::MAX);
+            args.insert("x-expires".into(), AMQPValue::LongInt(ms));
+        }
+        queue(ch, &name, args).await?;
+        bind(ch, &name, &self.results_exchange, &name).await?;
+        Ok(name)
+    }
+
+    /// Deletes every shared exchange and queue (tests and teardown scripts; never the binaries).
+    pub async fn delete(&self, ch: &Channel) -> Result<(), TopologyError> {
+        for q in [&self.work_queue, &self.dead_queue, &self.unroutable_queue] {
+            ch.queue_delete(short_name(q)?, QueueDeleteOptions::default())
+                .await
+                .map_err(|source| TopologyError::Declare {
+                    what: "deleting queue",
+                    name: q.clone(),
+                    source,
+                })?;
+        }
+        for e in [
+            &self.readings_exchange,
+            &self.results_exchange,
+            &self.unroutable_exchange,
+            &self.dead_exchange,
+        ] {
+            ch.exchange_delete(short_name(e)?, ExchangeDeleteOptions::default())
+                .await
+                .map_err(|source| TopologyError::Declare {
+                    what: "deleting exchange",
+                    name: e.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn work_queue_args(&self) -> FieldTable {
+        let mut args = quorum_args();
+        let s = |v: &str| AMQPValue::LongString(v.into());
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.delivery_limit),
+        );
+        args.insert("x-dead-letter-exchange".into(), s(&self.dead_exchange));
+        // At-least-once dead-lettering keeps a message in the work queue until the dead-letter
+        // queue confirmed it; RabbitMQ requires reject-publish overflow for it.
+        args.insert("x-dead-letter-strategy".into(), s("at-least-once"));
+        args.insert("x-overflow".into(), s("reject-publish"));
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(self.work_queue_max_length),
+        );
+        args
+    }
+}
+
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    // LongString, never ShortString: the broker cannot parse a ShortString table value.
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
+/// `name` as an AMQP short string (lapin panics on longer ones).
+pub(crate) fn short_name(name: &str) -> Result<ShortString, TopologyError> {
+    ShortString::try_new(name).map_err(|_| TopologyError::NameTooLong(name.to_owned()))
+}
+
+async fn exchange(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    args: FieldTable,
+) -> Result<(), TopologyError> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    ch.exchange_declare(short_name(name)?, kind, options, args)
+        .await
+        .map_err(|source| TopologyError::Declare {
+            what: "exchange",
+            name: name.to_owned(),
+            source,
+        })
+}
+
+async fn queue(ch: &Channel, name: &str, args: FieldTable) -> Result<(), TopologyError> {
+    ch.queue_declare(short_name(name)?, QueueDeclareOptions::durable(), args)
+        .await
+        .map(drop)
+        .map_err(|source| TopologyError::Declare {
+            what: "queue",
+            name: name.to_owned(),
+            source,
+        })
+}
+
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), TopologyError> {
+    ch.queue_bind(
+        short_name(queue)?,
+        short_name(exchange)?,
+        short_name(key)?,
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|source| TopologyError::Declare {
+        what: "binding",
+        name: format!("{exchange} -> {queue} ({key})"),
+        source,
+    })
+}

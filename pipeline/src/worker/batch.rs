@@ -1,0 +1,188 @@
+//! One batch: compute on rayon, publish everything with confirms, then settle every delivery.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use rayon::prelude::*;
+use tracing::{info, warn};
+
+use super::dead_letter::{dead_letter, delivery_count};
+use super::stats::WorkerStats;
+use super::{WorkerContext, WorkerError};
+use crate::broker::Outgoing;
+use crate::messages::{Properties, properties};
+use crate::process::{Outcome, Reply, Request};
+
+/// How a delivery is settled once the batch's publishes are confirmed.
+enum Settle {
+    Ack,
+    Requeue,
+}
+
+/// Processes `deliveries`: computes on the rayon pool without blocking the async runtime,
+/// publishes results and dead-letter copies with confirms, and only then acks. Returns an error
+/// (and acks nothing) when publishing failed: the deliveries stay unacked and the broker
+/// redelivers them after the session is torn down.
+pub(super) async fn process_batch(
+    ctx: &WorkerContext,
+    mut deliveries: Vec<Delivery>,
+) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    let requests: Vec<Request> = deliveries
+        .iter_mut()
+        .map(|d| Request {
+            body: std::mem::take(&mut d.data),
+            reply_to: d.properties.reply_to().as_ref().map(ToString::to_string),
+            correlation_id: d
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(ToString::to_string),
+            message_id: d.properties.message_id().as_ref().map(ToString::to_string),
+        })
+        .collect();
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let processor = Arc::clone(&ctx.processor);
+    ctx.pool.spawn(move || {
+        let outcomes: Vec<Outcome> = requests
+            .par_iter()
+            .map(|request| {
+                // A panic is a bug triggered by this message: retry it like a failed computation,
+                // so the delivery limit eventually dead-letters it, and keep the batch going.
+                catch_unwind(AssertUnwindSafe(|| processor.process(request))).unwrap_or_else(|_| {
+                    Outcome::Failed {
+                        reason: "the worker panicked on this message".into(),
+                        reply: None,
+                    }
+                })
+            })
+            .collect();
+        let _ = tx.send((requests, outcomes));
+    });
+    let (requests, outcomes) = rx.await.map_err(|_| WorkerError::ComputeLost)?;
+
+    let mut outgoing = Vec::new();
+    let mut settle = Vec::with_capacity(deliveries.len());
+    let (mut done, mut rejected, mut retried, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    for ((delivery, request), outcome) in deliveries.iter().zip(&requests).zip(outcomes) {
+        let message_id = request.message_id.as_deref().unwrap_or("-");
+        match outcome {
+            Outcome::Done(reply) => {
+                done += 1;
+                outgoing.push(ctx.reply(reply));
+                settle.push(Settle::Ack);
+            }
+            Outcome::Rejected { error, reply } => {
+                rejected += 1;
+                warn!(message_id, kind = error.kind(), reason = %error, "message refused, dead-lettering it");
+                outgoing.push(ctx.dead_letter(
+                    delivery,
+                    &request.body,
+                    error.kind(),
+                    &error.to_string(),
+                ));
+                outgoing.extend(reply.map(|r| ctx.reply(r)));
+                settle.push(Settle::Ack);
+            }
+            Outcome::Failed { reason, reply } => {
+                let attempts = delivery_count(delivery) + 1;
+                if attempts > i64::from(ctx.topology.delivery_limit) {
+                    failed += 1;
+                    warn!(message_id, attempts, %reason, "computation failed on the last attempt, dead-lettering");
+                    let reason = format!("computation failed {attempts} times: {reason}");
+                    outgoing.push(ctx.dead_letter(
+                        delivery,
+                        &request.body,
+                        "computation_failed",
+                        &reason,
+                    ));
+                    outgoing.extend(reply.map(|r| ctx.reply(r)));
+                    settle.push(Settle::Ack);
+                } else {
+                    retried += 1;
+                    warn!(message_id, attempts, %reason, "computation failed, returning the message for another attempt");
+                    settle.push(Settle::Requeue);
+                }
+            }
+        }
+    }
+
+    ctx.publisher.publish_all(&outgoing).await?;
+
+    let mut stale = 0u64;
+    for (delivery, settle) in deliveries.iter().zip(settle) {
+        let settled = match settle {
+            Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
+            // reject, not nack: RabbitMQ 4.3+ counts only rejects towards the delivery limit.
+            Settle::Requeue => delivery.reject(BasicRejectOptions { requeue: true }).await,
+        };
+        match settled {
+            Ok(true) => {}
+            // The delivery belongs to a channel that was recovered since: the broker has already
+            // requeued it and will deliver it again (its result may then be published twice).
+            Ok(false) => stale += 1,
+            Err(err) => {
+                stale += 1;
+                warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
+            }
+        }
+    }
+
+    let stats: &WorkerStats = &ctx.stats;
+    WorkerStats::add(&stats.batches, 1);
+    WorkerStats::add(&stats.done, done);
+    WorkerStats::add(&stats.rejected, rejected);
+    WorkerStats::add(&stats.retried, retried);
+    WorkerStats::add(&stats.failed, failed);
+    WorkerStats::add(&stats.stale, stale);
+    if stale > 0 {
+        warn!(
+            stale,
+            "deliveries from before a reconnect could not be acked; they will be redelivered"
+        );
+    }
+    info!(
+        size = deliveries.len(),
+        done,
+        rejected,
+        retried,
+        failed,
+        published = outgoing.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "batch processed"
+    );
+    Ok(())
+}
+
+impl WorkerContext {
+    fn reply(&self, reply: Reply) -> Outgoing {
+        let props = properties(&Properties {
+            kind: reply.kind,
+            message_id: uuid::Uuid::new_v4().to_string(),
+            correlation_id: reply.correlation_id,
+            reply_to: None,
+            app_id: self.tag.clone(),
+        });
+        Outgoing {
+            exchange: self.topology.results_exchange.clone(),
+            routing_key: reply.routing_key,
+            body: reply.body,
+            properties: props,
+        }
+    }
+
+    fn dead_letter(&self, delivery: &Delivery, body: &[u8], kind: &str, reason: &str) -> Outgoing {
+        dead_letter(
+            delivery,
+            body,
+            &self.topology.dead_exchange,
+            kind,
+            reason,
+            &self.tag,
+        )
+    }
+}

@@ -1,0 +1,341 @@
+//! The worker service: consumes the work queue, computes in batches on a rayon pool, publishes
+//! results with confirms and acks afterwards.
+//!
+//! - **Prefetch** is per consumer (`basic.qos` with `global = false`: quorum queues refuse global
+//!   QoS by closing the connection) and is the only back-pressure: lapin buffers deliveries
+//!   without bound.
+//! - **Batches**: the first delivery opens a batch, which closes when it holds
+//!   `worker.batch_size` deliveries or `worker.batch_max_wait` has passed.
+//! - **Off the runtime**: a batch is computed on a dedicated rayon pool (`worker.threads`) and
+//!   handed back through a oneshot channel, so heartbeats and I/O keep running.
+//! - **Confirms before acks**: results and dead-letter copies of a batch are published together
+//!   and every confirm awaited; only then are the deliveries acked. A delivery from before a
+//!   reconnect cannot be acked (lapin answers `Ok(false)`); the broker redelivers it, and the
+//!   duplicate result is recognised by the consumer.
+//! - **Connections**: one for consuming, one for publishing (a blocked publishing connection would
+//!   otherwise hold back acks), both with lapin's automatic recovery; should a session end anyway
+//!   (recovery gave up, the queue was deleted) the worker reconnects from scratch.
+//! - **Shutdown**: when the shutdown signal fires, the consumer is cancelled, the deliveries
+//!   already received are processed, published and acked, and [`run`] returns.
+
+mod batch;
+mod dead_letter;
+mod stats;
+
+pub use dead_letter::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
+pub use stats::{StatsSnapshot, WorkerStats};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Connection, Consumer};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::broker::{self, BrokerError, ConfirmedPublisher, Retry};
+use crate::config::Settings;
+use crate::process::Processor;
+use crate::topology::{Topology, TopologyError};
+
+/// Why a worker session ended with an error.
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// Connecting, publishing or consuming failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The topology could not be declared.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The settings cannot run a worker.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The rayon job vanished without an answer (it cannot panic: panics are caught per message).
+    #[error("the compute pool dropped a batch")]
+    ComputeLost,
+}
+
+/// Shared state of one worker (across reconnects).
+pub(crate) struct WorkerContext {
+    pub(crate) processor: Arc<Processor>,
+    pub(crate) pool: Arc<rayon::ThreadPool>,
+    pub(crate) topology: Topology,
+    pub(crate) publisher: Arc<ConfirmedPublisher>,
+    pub(crate) tag: String,
+    pub(crate) stats: Arc<WorkerStats>,
+}
+
+/// A shutdown switch for [`run`]: `send(true)` asks the worker to finish and return.
+pub type ShutdownSender = watch::Sender<bool>;
+
+/// Creates a shutdown switch.
+pub fn shutdown_channel() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    watch::channel(false)
+}
+
+/// Consumer tag: `worker-<host>-<pid>`, with `-<n>` for further workers in the same process
+/// (tests run several), so the management UI shows who consumes.
+pub fn consumer_tag() -> String {
+    static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+    let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
+    let base = format!("worker-{}-{}", broker::host_name(), std::process::id());
+    if n == 0 {
+        base
+    } else {
+        format!("{base}-{}", n + 1)
+    }
+}
+
+/// Runs a worker until `shutdown` turns true (or its sender is dropped), reconnecting whenever a
+/// session fails. `stats` is updated as it goes.
+pub async fn run(
+    settings: &Settings,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<WorkerStats>,
+) -> Result<(), WorkerError> {
+    settings
+        .study
+        .validate()
+        .map_err(|e| WorkerError::Settings(format!("study: {e}")))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.worker_threads())
+        .thread_name(|i| format!("compute-{i}"))
+        .build()
+        .map_err(|e| WorkerError::Settings(format!("rayon pool: {e}")))?;
+    let pool = Arc::new(pool);
+    let processor = Arc::new(Processor::new(settings));
+    let topology = Topology::new(&settings.topology, &settings.reply_queues);
+    let tag = consumer_tag();
+    info!(
+        tag,
+        threads = pool.current_num_threads(),
+        batch_size = settings.worker.batch_size,
+        batch_max_wait = ?settings.worker.batch_max_wait,
+        prefetch = settings.broker.prefetch,
+        queue = topology.work_queue,
+        "worker starting"
+    );
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let session = tokio::select! {
+            s = Session::open(settings, &topology, &tag) => s,
+            _ = shutdown.changed() => break,
+        };
+        let session = match session {
+            Ok(s) => s,
+            Err(err) => {
+                error!(error = %err, retry_in = ?backoff, "could not start a session");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(500);
+        WorkerStats::add(&stats.sessions, 1);
+        let ctx = WorkerContext {
+            processor: Arc::clone(&processor),
+            pool: Arc::clone(&pool),
+            topology: topology.clone(),
+            publisher: Arc::clone(&session.publisher),
+            tag: tag.clone(),
+            stats: Arc::clone(&stats),
+        };
+        let ended = session.consume(settings, &ctx, &mut shutdown).await;
+        session.close().await;
+        match ended {
+            Ok(SessionEnd::Shutdown) => break,
+            Ok(SessionEnd::ConsumerGone) => {
+                warn!("the broker cancelled the consumer (queue deleted?); reconnecting");
+            }
+            Err(err) => error!(error = %err, "session failed; reconnecting"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    let s = stats.snapshot();
+    info!(
+        batches = s.batches,
+        done = s.done,
+        rejected = s.rejected,
+        retried = s.retried,
+        failed = s.failed,
+        stale = s.stale,
+        sessions = s.sessions,
+        "worker stopped"
+    );
+    Ok(())
+}
+
+/// How a session ended without error.
+enum SessionEnd {
+    /// Asked to stop; the deliveries in hand were finished.
+    Shutdown,
+    /// The consumer stream ended without our asking.
+    ConsumerGone,
+}
+
+/// The connections, channels and consumer of one connected period.
+struct Session {
+    consume_conn: Connection,
+    publish_conn: Connection,
+    publisher: Arc<ConfirmedPublisher>,
+    consumer: Consumer,
+    channel: lapin::Channel,
+}
+
+impl Session {
+    async fn open(
+        settings: &Settings,
+        topology: &Topology,
+        tag: &str,
+    ) -> Result<Self, WorkerError> {
+        let publish_conn =
+            broker::connect(&settings.broker, "worker-publish", Retry::Forever, true).await?;
+        let publisher = ConfirmedPublisher::new(&publish_conn).await?;
+        topology.declare(publisher.channel()).await?;
+        let consume_conn =
+            broker::connect(&settings.broker, "worker-consume", Retry::Forever, true).await?;
+        let channel_err = |context| move |source| BrokerError::Channel { context, source };
+        let channel = consume_conn
+            .create_channel()
+            .await
+            .map_err(channel_err("opening the consuming channel"))?;
+        channel
+            .basic_qos(settings.broker.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(channel_err("setting the prefetch window"))?;
+        let consumer = channel
+            .basic_consume(
+                ShortString::try_new(topology.work_queue.clone())
+                    .map_err(|_| BrokerError::NameTooLong(topology.work_queue.clone()))?,
+                ShortString::try_new(tag).map_err(|_| BrokerError::NameTooLong(tag.to_owned()))?,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(channel_err("consuming the work queue"))?;
+        info!(queue = topology.work_queue, tag, "consuming");
+        Ok(Session {
+            consume_conn,
+            publish_conn,
+            publisher: Arc::new(publisher),
+            consumer,
+            channel,
+        })
+    }
+
+    async fn consume(
+        &self,
+        settings: &Settings,
+        ctx: &WorkerContext,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<SessionEnd, WorkerError> {
+        let mut consumer = self.consumer.clone();
+        let batch_size = settings.worker.batch_size;
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let first = match stopping {
+                None => tokio::select! {
+                    biased;
+                    changed = shutdown.changed() => {
+                        // A dropped sender also means stop.
+                        if changed.is_err() || *shutdown.borrow() {
+                            stopping = Some(self.stop_consuming(ctx).await + settings.worker.shutdown_grace);
+                        }
+                        continue;
+                    }
+                    item = consumer.next() => item,
+                },
+                Some(deadline) => match tokio::time::timeout_at(deadline, consumer.next()).await {
+                    Ok(item) => item,
+                    Err(_) => {
+                        warn!("shutdown grace period over; the broker will requeue what is left");
+                        return Ok(SessionEnd::Shutdown);
+                    }
+                },
+            };
+            let first = match first {
+                None if stopping.is_some() => return Ok(SessionEnd::Shutdown),
+                None => return Ok(SessionEnd::ConsumerGone),
+                Some(Err(err)) => {
+                    return Err(BrokerError::Channel {
+                        context: "consuming",
+                        source: err,
+                    }
+                    .into());
+                }
+                Some(Ok(delivery)) => delivery,
+            };
+            let mut batch = Vec::with_capacity(batch_size);
+            batch.push(first);
+            let mut stream_error = None;
+            let mut ended = false;
+            let deadline = Instant::now() + settings.worker.batch_max_wait;
+            while batch.len() < batch_size {
+                match tokio::time::timeout_at(deadline, consumer.next()).await {
+                    Ok(Some(Ok(delivery))) => batch.push(delivery),
+                    Ok(Some(Err(err))) => {
+                        stream_error = Some(err);
+                        break;
+                    }
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch::process_batch(ctx, batch).await?;
+            if let Some(err) = stream_error {
+                return Err(BrokerError::Channel {
+                    context: "consuming",
+                    source: err,
+                }
+                .into());
+            }
+            if ended {
+                return Ok(if stopping.is_some() {
+                    SessionEnd::Shutdown
+                } else {
+                    SessionEnd::ConsumerGone
+                });
+            }
+        }
+    }
+
+    /// Cancels the consumer; deliveries already sent by the broker still arrive and are processed.
+    async fn stop_consuming(&self, ctx: &WorkerContext) -> Instant {
+        info!(
+            tag = ctx.tag,
+            "shutdown requested: cancelling the consumer, finishing the deliveries in hand"
+        );
+        if let Err(err) = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await
+        {
+            warn!(error = %err, "cancelling the consumer failed");
+        }
+        Instant::now()
+    }
+
+    async fn close(self) {
+        drop(self.consumer);
+        let _ = self.channel.close(200, "worker stopping".into()).await;
+        let _ = self.consume_conn.close(200, "worker stopping".into()).await;
+        let _ = self.publish_conn.close(200, "worker stopping".into()).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! `worker`: computes the study's outputs on encrypted submissions from the work queue and
+//! publishes them to the participants' reply queues. Run as many as you like on the same queue:
+//! they share its load. The work itself lives in [`pipeline::worker`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use pipeline::config::{LoadOptions, Settings};
+use pipeline::worker::{self, ShutdownSender, WorkerStats};
+use tracing::{info, warn};
+
+/// Computes on encrypted health readings: consumes the work queue, evaluates the study on
+/// ciphertexts in parallel batches, publishes each result (with publisher confirms) to the
+/// participant's reply queue, and acknowledges a submission only once its result is confirmed.
+/// Invalid submissions are dead-lettered with the reason. SIGINT/SIGTERM: finish the deliveries
+/// in hand, then exit 0 (a second signal exits at once).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML file overriding config/default.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Broker URL.
+    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    amqp_url: Option<String>,
+    /// rayon threads for the computation (0 = one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Deliveries per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Longest wait for a batch to fill, e.g. 20ms.
+    #[arg(long, value_name = "DURATION")]
+    batch_max_wait: Option<String>,
+    /// Unacknowledged deliveries this worker may hold.
+    #[arg(long)]
+    prefetch: Option<u16>,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    pipeline::logging::init(args.verbose);
+    let options = LoadOptions {
+        file: args.config.clone(),
+        ..LoadOptions::default()
+    }
+    .set("broker.url", args.amqp_url.as_ref())
+    .set("worker.threads", args.threads)
+    .set("worker.batch_size", args.batch_size)
+    .set("worker.batch_max_wait", args.batch_max_wait.as_ref())
+    .set("broker.prefetch", args.prefetch);
+    let settings = Settings::load(&options).context("loading the configuration")?;
+
+    let (stop, stopped) = worker::shutdown_channel();
+    tokio::spawn(forward_signals(stop));
+    let stats = Arc::new(WorkerStats::default());
+    worker::run(&settings, stopped, stats)
+        .await
+        .context("worker failed")?;
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: graceful stop. Second: exit at once (the broker requeues what is unacked).
+async fn forward_signals(stop: ShutdownSender) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop the worker with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("SIGINT received"),
+    }
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    warn!("second signal: exiting without finishing");
+    std::process::exit(130);
+}
