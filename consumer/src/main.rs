@@ -1,7 +1,10 @@
 //! `consumer`: reads a participant's results, decrypts them with the participant's key and prints
-//! them. Output formatting is in [`output`].
+//! them. Output formatting is in [`output`]. `consumer collect` ([`collect`]) does the same for a
+//! whole cohort into one file ([`rows`]).
 
+mod collect;
 mod output;
+mod rows;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pipeline::ParticipantId;
 use pipeline::client::Client;
 use pipeline::config::{LoadOptions, Settings};
@@ -28,12 +31,16 @@ use output::{Format, Printer};
 /// Exits once no result has arrived for --timeout: it prints what is queued and whatever arrives
 /// while it waits, and returns when the queue has stayed empty for that long. Exit status 0 when
 /// results (or none) were read, 1 on a failure (broker unreachable, missing key, ...).
+///
+/// `consumer collect --out FILE` collects a whole cohort instead (see `consumer collect --help`).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Participant whose results to read.
-    #[arg(long)]
-    participant: ParticipantId,
+    #[arg(long, required = true)]
+    participant: Option<ParticipantId>,
     /// How long to wait for a further result before exiting (e.g. 5s, 2m).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -41,17 +48,24 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// TOML file overriding config/default.toml.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Broker URL.
-    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "AMQP_URL", value_name = "URL")]
     amqp_url: Option<String>,
     /// Key store directory.
-    #[arg(long, env = "KEY_STORE", value_name = "DIR")]
+    #[arg(long, global = true, env = "KEY_STORE", value_name = "DIR")]
     key_store: Option<PathBuf>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Collect the results of every participant (key store, --participants or --journal) into
+    /// one CSV or JSON-lines file, one row per submission.
+    Collect(collect::Args),
 }
 
 #[tokio::main]
@@ -78,11 +92,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.key_store.as_ref().map(|p| p.display()),
     );
     let settings = Settings::load(&options).context("loading the configuration")?;
-    let key = KeyStore::new(settings.key_store_dir()).load_private(&args.participant)?;
+    let participant = match args.command {
+        Some(Command::Collect(collect)) => return collect::run(&settings, collect).await,
+        None => args
+            .participant
+            .context("--participant ID is required (or use `consumer collect`)")?,
+    };
+    let key = KeyStore::new(settings.key_store_dir()).load_private(&participant)?;
 
     let client = Client::connect(&settings, "consumer").await?;
     let mut results = client
-        .results(&args.participant, settings.broker.prefetch)
+        .results(&participant, settings.broker.prefetch)
         .await?;
     let mut printer = Printer::new(args.format);
     let (mut shown, mut errors, mut duplicates, mut unreadable) = (0u64, 0u64, 0u64, 0u64);

@@ -35,6 +35,8 @@
 //! - [`worker`]: the worker service: consume with a prefetch window, batch, compute off the async
 //!   runtime, publish with confirms, then ack; dead-lettering with reasons; graceful shutdown.
 //! - [`client`]: the participant side: submit readings, fetch and decrypt results.
+//! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
+//! - [`progress`]: progress bar or plain progress lines for the bulk commands.
 //! - [`logging`]: tracing setup shared by the binaries.
 //!
 //! ## Delivery guarantees
@@ -46,11 +48,13 @@
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod journal;
 pub mod keystore;
 pub mod logging;
 pub mod messages;
 pub mod participant;
 pub mod process;
+pub mod progress;
 pub mod study;
 pub mod topology;
 pub mod worker;

@@ -1,5 +1,5 @@
-//! `producer`: the participant's side of submitting. Creates keys (`keygen`) and submits
-//! encrypted readings (`submit`). Each command lives in its own module under `commands/`.
+//! `producer`: the participant's side of submitting. Creates keys (`keygen`), submits
+//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its own module under `commands/`.
 
 mod commands;
 
@@ -38,6 +38,9 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Encrypt readings and submit them; prints the submission id.
     Submit(commands::submit::Args),
+    /// Enroll a cohort (CSV file or synthetic): create missing keys, encrypt and publish every
+    /// participant's submission; resumable through a journal of confirmed submissions.
+    Enroll(commands::enroll::Args),
 }
 
 #[tokio::main]
@@ -64,5 +67,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen(args) => commands::keygen::run(&settings, args).await,
         Command::Submit(args) => commands::submit::run(&settings, args).await,
+        Command::Enroll(args) => commands::enroll::run(&settings, args).await,
     }
 }

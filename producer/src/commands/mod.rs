@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod enroll;
 pub mod keygen;
 pub mod submit;

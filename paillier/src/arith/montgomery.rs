@@ -1,0 +1,464 @@
+//! Montgomery arithmetic modulo one odd modulus: context, residues, exponentiation.
+
+use super::limbs::COMBA_THRESHOLD;
+use super::limbs::{
+    Acc, add_n, addmul_1, cmp_n, dot_rev, mul_n, mul_scratch_len, sqr_n, sub_assign_n,
+};
+use core::cmp::Ordering;
+use num_bigint::BigUint;
+use num_integer::Integer;
+use num_traits::One;
+
+/// Exponents of at most this many bits use plain left-to-right square-and-multiply: no table
+/// of odd powers to build, which is what wins for the short scalars of homomorphic scaling.
+const SHORT_EXP_BITS: u64 = 64;
+
+/// Montgomery context for one odd modulus m > 1, built once per key (n², p², q², p, ...):
+/// the modulus as limbs, `-m⁻¹ mod 2⁶⁴`, `R mod m` and `R² mod m` for `R = 2^(64·limbs)`.
+#[derive(Clone, Debug)]
+pub(crate) struct Modulus {
+    m: BigUint,
+    limbs: Box<[u64]>,
+    /// `-m⁻¹ mod 2⁶⁴`: multiplying a limb by it gives the multiple of m that clears that limb.
+    m_inv: u64,
+    /// `R mod m`: one in Montgomery form.
+    one: Box<[u64]>,
+    /// `R² mod m`: multiplying by it (and reducing) converts into Montgomery form.
+    r2: Box<[u64]>,
+}
+
+/// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
+/// the modulus and always fully reduced (< m), so equality of residues is equality mod m.
+/// Only meaningful with the `Modulus` that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Residue(Box<[u64]>);
+
+/// Little-endian u64 limbs of `x`, zero-padded to `n` limbs (`x` must fit).
+fn limbs_of(x: &BigUint, n: usize) -> Vec<u64> {
+    let mut v: Vec<u64> = x.iter_u64_digits().collect();
+    debug_assert!(v.len() <= n);
+    v.resize(n, 0);
+    v
+}
+
+/// The `BigUint` with little-endian u64 limbs `l`.
+pub(crate) fn big_of(l: &[u64]) -> BigUint {
+    let mut v = Vec::with_capacity(2 * l.len());
+    for &d in l {
+        v.push(d as u32);
+        v.push((d >> 32) as u32);
+    }
+    BigUint::new(v)
+}
+
+/// `-m0⁻¹ mod 2⁶⁴` for odd `m0`, by Newton iteration (each step doubles the correct bits,
+/// and `m0` is its own inverse modulo 8).
+fn neg_inv_u64(m0: u64) -> u64 {
+    let mut x = m0;
+    for _ in 0..5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(x)));
+    }
+    debug_assert_eq!(m0.wrapping_mul(x), 1);
+    x.wrapping_neg()
+}
+
+/// Sliding-window width for an exponent of `bits` bits (GMP's crossover points: the table of
+/// 2^(k-1) odd powers must pay for itself in saved multiplications).
+fn window_bits(bits: u64) -> usize {
+    match bits {
+        0..=25 => 2,
+        26..=81 => 3,
+        82..=241 => 4,
+        242..=673 => 5,
+        674..=1793 => 6,
+        1794..=4609 => 7,
+        _ => 8,
+    }
+}
+
+/// Scratch space for one Montgomery operation: the double-length product and what the
+/// product routines need below it.
+struct Scratch {
+    t: Vec<u64>,
+    s: Vec<u64>,
+}
+
+impl Scratch {
+    fn new(n: usize) -> Scratch {
+        Scratch {
+            t: vec![0; 2 * n],
+            s: vec![0; mul_scratch_len(n)],
+        }
+    }
+}
+
+impl Modulus {
+    /// The context for `m`; `None` unless `m` is odd and greater than one.
+    pub fn new(m: &BigUint) -> Option<Modulus> {
+        if m.is_even() || *m <= BigUint::one() {
+            return None;
+        }
+        let limbs: Box<[u64]> = m.iter_u64_digits().collect();
+        let n = limbs.len();
+        let m_inv = neg_inv_u64(limbs[0]);
+        let one = limbs_of(&((BigUint::one() << (64 * n)) % m), n).into_boxed_slice();
+        let r2 = limbs_of(&((BigUint::one() << (128 * n)) % m), n).into_boxed_slice();
+        Some(Modulus {
+            m: m.clone(),
+            limbs,
+            m_inv,
+            one,
+            r2,
+        })
+    }
+
+    /// The modulus.
+    pub fn value(&self) -> &BigUint {
+        &self.m
+    }
+
+    fn n(&self) -> usize {
+        self.limbs.len()
+    }
+
+    /// Montgomery reduction: `out = t·R⁻¹ mod m` for `t < m·R` (2n limbs, clobbered).
+    /// Each row's carry is parked in the limb the row just cleared and added back in one
+    /// pass at the end, so no carry ever ripples through the upper half.
+    fn redc(&self, t: &mut [u64], out: &mut [u64]) {
+        if self.n() >= COMBA_THRESHOLD {
+            return self.redc_comba(t, out);
+        }
+        let n = self.n();
+        let m = &self.limbs[..];
+        let t = &mut t[..2 * n];
+        for i in 0..n {
+            let q = t[i].wrapping_mul(self.m_inv);
+            let c = addmul_1(&mut t[i..i + n], m, q);
+            t[i] = c;
+        }
+        let (lo, hi) = t.split_at(n);
+        let carry = add_n(out, hi, lo);
+        if carry != 0 || cmp_n(out, m) != Ordering::Less {
+            sub_assign_n(out, m);
+        }
+    }
+
+    /// Product-scanning Montgomery reduction (column by column). Column k < n fixes the
+    /// multiple q_k of m that clears it; q_k is stored over t[k], which is no longer needed.
+    fn redc_comba(&self, t: &mut [u64], out: &mut [u64]) {
+        let n = self.n();
+        let m = &self.limbs[..];
+        let mut acc = Acc::new();
+        for k in 0..n {
+            let (q, rest) = t.split_at_mut(k);
+            acc.add(rest[0] as u128);
+            dot_rev(&mut acc, q, &m[1..=k]);
+            let qk = acc.w0.wrapping_mul(self.m_inv);
+            rest[0] = qk;
+            acc.mac(qk, m[0]);
+            acc.shift();
+        }
+        let (q, hi) = t.split_at(n);
+        for k in n..2 * n {
+            acc.add(hi[k - n] as u128);
+            dot_rev(&mut acc, &q[k + 1 - n..], &m[k + 1 - n..]);
+            out[k - n] = acc.shift();
+        }
+        if !acc.is_zero() || cmp_n(out, m) != Ordering::Less {
+            sub_assign_n(out, m);
+        }
+    }
+
+    fn mul_into(&self, out: &mut [u64], a: &[u64], b: &[u64], w: &mut Scratch) {
+        mul_n(&mut w.t, a, b, &mut w.s);
+        self.redc(&mut w.t, out);
+    }
+
+    fn sqr_into(&self, out: &mut [u64], a: &[u64], w: &mut Scratch) {
+        sqr_n(&mut w.t, a, &mut w.s);
+        self.redc(&mut w.t, out);
+    }
+
+    /// Limbs of `x mod m`.
+    fn reduced_limbs(&self, x: &BigUint) -> Vec<u64> {
+        if x.bits() > self.m.bits() || x >= &self.m {
+            limbs_of(&(x % &self.m), self.n())
+        } else {
+            limbs_of(x, self.n())
+        }
+    }
+
+    /// `x` (any size) in Montgomery form.
+    pub fn to_residue(&self, x: &BigUint) -> Residue {
+        let mut x = self.reduced_limbs(x);
+        let mut w = Scratch::new(self.n());
+        let a = x.clone();
+        self.mul_into(&mut x, &a, &self.r2, &mut w);
+        Residue(x.into_boxed_slice())
+    }
+
+    /// The ordinary value (< m) of a residue.
+    pub fn from_residue(&self, x: &Residue) -> BigUint {
+        let n = self.n();
+        let mut t = vec![0u64; 2 * n];
+        t[..n].copy_from_slice(&x.0);
+        let mut out = vec![0u64; n];
+        self.redc(&mut t, &mut out);
+        big_of(&out)
+    }
+
+    /// One in Montgomery form.
+    pub fn one(&self) -> Residue {
+        Residue(self.one.clone())
+    }
+
+    /// `a·b mod m`.
+    pub fn mul(&self, a: &Residue, b: &Residue) -> Residue {
+        let mut out = vec![0u64; self.n()];
+        self.mul_into(&mut out, &a.0, &b.0, &mut Scratch::new(self.n()));
+        Residue(out.into_boxed_slice())
+    }
+
+    /// `a² mod m`.
+    pub fn square(&self, a: &Residue) -> Residue {
+        let mut out = vec![0u64; self.n()];
+        self.sqr_into(&mut out, &a.0, &mut Scratch::new(self.n()));
+        Residue(out.into_boxed_slice())
+    }
+
+    /// `base^exp mod m` (variable time in the exponent).
+    pub fn pow(&self, base: &Residue, exp: &BigUint) -> Residue {
+        let e: Vec<u64> = exp.iter_u64_digits().collect();
+        Residue(self.pow_limbs(&base.0, &e).into_boxed_slice())
+    }
+
+    /// `base^exp mod m` for a machine-word exponent.
+    pub fn pow_u64(&self, base: &Residue, exp: u64) -> Residue {
+        Residue(self.pow_limbs(&base.0, &[exp]).into_boxed_slice())
+    }
+
+    /// `a·b mod m` for ordinary (non-Montgomery) values of any size.
+    pub fn mul_plain(&self, a: &BigUint, b: &BigUint) -> BigUint {
+        let n = self.n();
+        let a = self.reduced_limbs(a);
+        let b = self.reduced_limbs(b);
+        let mut w = Scratch::new(n);
+        // (a·b·R⁻¹)·(R²)·R⁻¹ = a·b.
+        let mut t = vec![0u64; n];
+        self.mul_into(&mut t, &a, &b, &mut w);
+        let mut out = vec![0u64; n];
+        self.mul_into(&mut out, &t, &self.r2, &mut w);
+        big_of(&out)
+    }
+
+    /// `base^exp mod m` for ordinary values.
+    pub fn pow_plain(&self, base: &BigUint, exp: &BigUint) -> BigUint {
+        let r = self.to_residue(base);
+        self.from_residue(&self.pow(&r, exp))
+    }
+
+    /// Exponentiation on limbs: plain square-and-multiply for short exponents, left-to-right
+    /// sliding window over odd powers otherwise. All scratch is allocated once up front.
+    fn pow_limbs(&self, base: &[u64], e: &[u64]) -> Vec<u64> {
+        let n = self.n();
+        let bits = e
+            .iter()
+            .rposition(|&d| d != 0)
+            .map_or(0, |i| 64 * i as u64 + 64 - e[i].leading_zeros() as u64);
+        if bits == 0 {
+            return self.one.to_vec();
+        }
+        let bit = |i: u64| (e[(i / 64) as usize] >> (i % 64)) & 1 == 1;
+        let mut w = Scratch::new(n);
+        let mut acc = base.to_vec();
+        if bits <= SHORT_EXP_BITS {
+            let mut tmp = vec![0u64; n];
+            for i in (0..bits - 1).rev() {
+                self.sqr_into(&mut tmp, &acc, &mut w);
+                if bit(i) {
+                    self.mul_into(&mut acc, &tmp, base, &mut w);
+                } else {
+                    core::mem::swap(&mut acc, &mut tmp);
+                }
+            }
+            return acc;
+        }
+        let k = window_bits(bits);
+        // table[j] = base^(2j+1)
+        let entries = 1usize << (k - 1);
+        let mut table = vec![0u64; entries * n];
+        table[..n].copy_from_slice(base);
+        if entries > 1 {
+            let mut b2 = vec![0u64; n];
+            self.sqr_into(&mut b2, base, &mut w);
+            for j in 1..entries {
+                let (prev, cur) = table.split_at_mut(j * n);
+                self.mul_into(&mut cur[..n], &prev[(j - 1) * n..], &b2, &mut w);
+            }
+        }
+        let mut tmp = vec![0u64; n];
+        let mut first = true;
+        let mut i = bits as i64 - 1;
+        while i >= 0 {
+            if !bit(i as u64) {
+                self.sqr_into(&mut tmp, &acc, &mut w);
+                core::mem::swap(&mut acc, &mut tmp);
+                i -= 1;
+                continue;
+            }
+            // Window [j, i]: at most k bits, ending in a one.
+            let mut j = (i - k as i64 + 1).max(0);
+            while !bit(j as u64) {
+                j += 1;
+            }
+            let mut val = 0usize;
+            for b in (j..=i).rev() {
+                val = (val << 1) | bit(b as u64) as usize;
+            }
+            let entry = &table[(val >> 1) * n..(val >> 1) * n + n];
+            if first {
+                acc.copy_from_slice(entry);
+                first = false;
+            } else {
+                for _ in j..=i {
+                    self.sqr_into(&mut tmp, &acc, &mut w);
+                    core::mem::swap(&mut acc, &mut tmp);
+                }
+                self.mul_into(&mut tmp, &acc, entry, &mut w);
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+            i = j - 1;
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_bigint::BigRng010;
+    use proptest::prelude::*;
+
+    fn odd_modulus(limbs: usize, seed: u64) -> BigUint {
+        let mut v: Vec<u64> = (0..limbs as u64)
+            .map(|i| {
+                (seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .wrapping_mul(0xd134_2543_de82_ef95)
+                    .rotate_left((i % 63) as u32)
+            })
+            .collect();
+        v[0] |= 1;
+        if v[limbs - 1] == 0 {
+            v[limbs - 1] = 1;
+        }
+        let m = big_of(&v);
+        if m == BigUint::one() {
+            BigUint::from(3u8)
+        } else {
+            m
+        }
+    }
+
+    #[test]
+    fn rejects_even_and_small() {
+        assert!(Modulus::new(&BigUint::from(0u8)).is_none());
+        assert!(Modulus::new(&BigUint::from(1u8)).is_none());
+        assert!(Modulus::new(&BigUint::from(10u8)).is_none());
+        assert!(Modulus::new(&BigUint::from(3u8)).is_some());
+    }
+
+    #[test]
+    fn neg_inv_is_inverse() {
+        for m0 in [1u64, 3, 5, u64::MAX, 0x1234_5678_9abc_def1] {
+            assert_eq!(m0.wrapping_mul(neg_inv_u64(m0)), u64::MAX);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        #[test]
+        fn ops_match_num_bigint(
+            limbs in 1usize..=260,
+            seed in any::<u64>(),
+            ebits in 0u64..600,
+            top_mod in any::<bool>(),
+        ) {
+            let mut rng = rand::rng();
+            let mut m = odd_modulus(limbs, seed);
+            if top_mod {
+                m |= BigUint::one() << (64 * limbs - 1);
+            }
+            let md = Modulus::new(&m).unwrap();
+            let a = rng.random_biguint(64 * limbs as u64 + 5);
+            let b = rng.random_biguint_below(&m);
+            let e = rng.random_biguint(ebits);
+            // Round trip and equality.
+            let ra = md.to_residue(&a);
+            prop_assert_eq!(md.from_residue(&ra), &a % &m);
+            let rb = md.to_residue(&b);
+            prop_assert_eq!(md.from_residue(&md.mul(&ra, &rb)), &a * &b % &m);
+            prop_assert_eq!(md.from_residue(&md.square(&ra)), &a * &a % &m);
+            prop_assert_eq!(md.mul_plain(&a, &b), &a * &b % &m);
+            prop_assert_eq!(md.from_residue(&md.pow(&ra, &e)), a.modpow(&e, &m));
+            prop_assert_eq!(md.pow_plain(&b, &e), b.modpow(&e, &m));
+            let e64 = e.iter_u64_digits().next().unwrap_or(0);
+            prop_assert_eq!(
+                md.from_residue(&md.pow_u64(&rb, e64)),
+                b.modpow(&BigUint::from(e64), &m)
+            );
+        }
+    }
+
+    #[test]
+    fn edge_values() {
+        let mut rng = rand::rng();
+        for limbs in [1usize, 2, 16, 32, 63, 64, 65, 96, 130, 256] {
+            for top in [false, true] {
+                let mut m = odd_modulus(limbs, limbs as u64 * 77);
+                if top {
+                    m |= BigUint::one() << (64 * limbs - 1);
+                }
+                let md = Modulus::new(&m).unwrap();
+                let m1 = &m - 1u32;
+                let vals = [
+                    BigUint::ZERO,
+                    BigUint::one(),
+                    m1.clone(),
+                    m.clone(),
+                    &m + 1u32,
+                    &m * &m + 5u32,
+                    rng.random_biguint_below(&m),
+                ];
+                let exps = [
+                    BigUint::ZERO,
+                    BigUint::one(),
+                    BigUint::from(2u8),
+                    BigUint::from(3u8),
+                    BigUint::from(7u8),
+                    BigUint::from(16u8).pow(5),
+                    m1.clone(),
+                    rng.random_biguint(56),
+                    rng.random_biguint(m.bits() / 2) | BigUint::one(),
+                    (rng.random_biguint(m.bits() / 2) >> 1u8) << 1u8,
+                ];
+                for x in &vals {
+                    let rx = md.to_residue(x);
+                    assert_eq!(md.from_residue(&rx), x % &m);
+                    for y in &vals {
+                        assert_eq!(md.mul_plain(x, y), x * y % &m);
+                    }
+                    // Keep the reference modpow affordable at the largest sizes.
+                    for e in exps
+                        .iter()
+                        .filter(|e| e.bits() * (limbs * limbs) as u64 <= 1 << 24)
+                    {
+                        assert_eq!(md.pow_plain(x, e), x.modpow(e, &m), "m={m} x={x} e={e}");
+                    }
+                }
+                assert_eq!(md.from_residue(&md.one()), BigUint::one());
+                assert_eq!(md.to_residue(&BigUint::one()), md.one());
+                assert_eq!(md.to_residue(&m), md.to_residue(&BigUint::ZERO));
+            }
+        }
+    }
+}
