@@ -92,23 +92,22 @@ fn bits_at(x: &[u64], s: usize) -> u128 {
 }
 
 /// `out = s·(ca·a - cb·b)` where the sign `s` (±1) makes it non-negative;
-/// `a.len() >= b.len()`, `out.len() == a.len()`, coefficients < 2⁶².
+/// `a.len() >= b.len()`, `out.len() == a.len()`, coefficients < 2⁶². The products are
+/// u64×u64 → u128 (one `mul` each); their difference plus the signed carry fits an i128.
 fn lin_sub(out: &mut [u64], a: &[u64], ca: u64, b: &[u64], cb: u64, negate: bool) {
-    let (ca, cb) = if negate {
-        (-(ca as i128), cb as i128)
-    } else {
-        (ca as i128, -(cb as i128))
-    };
     let mut carry: i128 = 0;
     let (a_lo, a_hi) = a.split_at(b.len());
     let (o_lo, o_hi) = out.split_at_mut(b.len());
     for ((o, &x), &y) in o_lo.iter_mut().zip(a_lo).zip(b) {
-        let t = ca * x as i128 + cb * y as i128 + carry;
+        let p = ((x as u128) * (ca as u128)) as i128;
+        let q = ((y as u128) * (cb as u128)) as i128;
+        let t = if negate { q - p } else { p - q } + carry;
         *o = t as u64;
         carry = t >> 64;
     }
     for (o, &x) in o_hi.iter_mut().zip(a_hi) {
-        let t = ca * x as i128 + carry;
+        let p = ((x as u128) * (ca as u128)) as i128;
+        let t = if negate { -p } else { p } + carry;
         *o = t as u64;
         carry = t >> 64;
     }
@@ -118,10 +117,21 @@ fn lin_sub(out: &mut [u64], a: &[u64], ca: u64, b: &[u64], cb: u64, negate: bool
 /// `out = ca·a + cb·b` over `out.len()` limbs (`a`, `b` zero-extended; must fit).
 fn lin_add(out: &mut [u64], a: &[u64], ca: u64, b: &[u64], cb: u64) {
     let mut carry: u128 = 0;
-    for (j, o) in out.iter_mut().enumerate() {
-        let x = a.get(j).copied().unwrap_or(0) as u128;
-        let y = b.get(j).copied().unwrap_or(0) as u128;
-        let t = x * ca as u128 + y * cb as u128 + carry;
+    let common = a.len().min(b.len());
+    let (o_lo, o_hi) = out.split_at_mut(common);
+    for ((o, &x), &y) in o_lo.iter_mut().zip(&a[..common]).zip(&b[..common]) {
+        let t = (x as u128) * (ca as u128) + (y as u128) * (cb as u128) + carry;
+        *o = t as u64;
+        carry = t >> 64;
+    }
+    let (rest, c) = if a.len() > common {
+        (&a[common..], ca)
+    } else {
+        (&b[common..], cb)
+    };
+    for (j, o) in o_hi.iter_mut().enumerate() {
+        let x = rest.get(j).copied().unwrap_or(0) as u128;
+        let t = x * c as u128 + carry;
         *o = t as u64;
         carry = t >> 64;
     }

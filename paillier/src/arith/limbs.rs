@@ -10,7 +10,7 @@
 /// Rows win below it: the columns are too short to amortise their setup.
 pub(crate) const COMBA_THRESHOLD: usize = 24;
 /// Below this many limbs products use a schoolbook basecase, at or above it Karatsuba.
-pub(crate) const KARATSUBA_MUL_THRESHOLD: usize = 48;
+pub(crate) const KARATSUBA_MUL_THRESHOLD: usize = 40;
 /// Same for squaring (the squaring basecase is cheaper, so its crossover is higher).
 pub(crate) const KARATSUBA_SQR_THRESHOLD: usize = 64;
 
@@ -40,6 +40,66 @@ pub(crate) fn mul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
         carry = (t >> 64) as u64;
     }
     carry
+}
+
+/// `r -= a * b` over `a.len()` limbs of `r`; returns the borrow limb.
+#[inline]
+pub(crate) fn submul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
+    debug_assert!(r.len() >= a.len());
+    let r = &mut r[..a.len()];
+    let mut carry = 0u64;
+    for (ri, &ai) in r.iter_mut().zip(a) {
+        let t = (ai as u128) * (b as u128) + (carry as u128);
+        let (d, borrow) = ri.overflowing_sub(t as u64);
+        *ri = d;
+        carry = ((t >> 64) as u64) + borrow as u64;
+    }
+    carry
+}
+
+/// Remainder of `u` (any length) modulo the normalised divisor `d` (top bit set, at least two
+/// limbs), Knuth's algorithm D: each quotient limb is estimated from the top two limbs of the
+/// remainder and the top limb of `d`, corrected with the second limb (then at most one
+/// too big), and subtracted in one row. `u` must have a spare zero top limb; the remainder is
+/// left in `u[..d.len()]`.
+pub(crate) fn rem_normalized(u: &mut [u64], d: &[u64]) {
+    let n = d.len();
+    debug_assert!(n >= 2 && d[n - 1] >> 63 == 1 && u.len() > n);
+    let (d1, d0) = (d[n - 1], d[n - 2]);
+    for j in (0..u.len() - n).rev() {
+        let (u2, u1, u0) = (u[j + n], u[j + n - 1], u[j + n - 2]);
+        let mut qhat = if u2 >= d1 {
+            u64::MAX
+        } else {
+            let num = ((u2 as u128) << 64) | u1 as u128;
+            let mut q = (num / d1 as u128) as u64;
+            let mut rhat = (num - q as u128 * d1 as u128) as u64;
+            // Knuth's test: while q·d0 > rhat·2⁶⁴ + u0, q is too big.
+            while (q as u128) * (d0 as u128) > (((rhat as u128) << 64) | u0 as u128) {
+                q -= 1;
+                let (r2, o) = rhat.overflowing_add(d1);
+                rhat = r2;
+                if o {
+                    break;
+                }
+            }
+            q
+        };
+        if qhat == 0 {
+            continue;
+        }
+        let borrow = submul_1(&mut u[j..j + n], d, qhat);
+        let (top, neg) = u[j + n].overflowing_sub(borrow);
+        u[j + n] = top;
+        if neg {
+            // qhat was one too big: add d back (the carry cancels the borrow).
+            qhat -= 1;
+            let c = add_assign_n(&mut u[j..j + n], d);
+            u[j + n] = u[j + n].wrapping_add(c);
+        }
+        let _ = qhat;
+        debug_assert_eq!(u[j + n], 0);
+    }
 }
 
 /// `r = a + b` (equal lengths); returns the carry bit.

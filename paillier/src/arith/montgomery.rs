@@ -2,7 +2,8 @@
 
 use super::limbs::COMBA_THRESHOLD;
 use super::limbs::{
-    Acc, add_n, addmul_1, cmp_n, dot_rev, mul_n, mul_scratch_len, sqr_n, sub_assign_n,
+    Acc, add_n, addmul_1, cmp_n, dot_rev, mul_n, mul_scratch_len, rem_normalized, sqr_n,
+    sub_assign_n,
 };
 use core::cmp::Ordering;
 use num_bigint::BigUint;
@@ -25,6 +26,10 @@ pub(crate) struct Modulus {
     one: Box<[u64]>,
     /// `R² mod m`: multiplying by it (and reducing) converts into Montgomery form.
     r2: Box<[u64]>,
+    /// `m` shifted left so its top limb's top bit is set (for division by m).
+    m_norm: Box<[u64]>,
+    /// The shift that normalises m.
+    norm_shift: u32,
 }
 
 /// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
@@ -49,6 +54,34 @@ pub(crate) fn big_of(l: &[u64]) -> BigUint {
         v.push((d >> 32) as u32);
     }
     BigUint::new(v)
+}
+
+/// `out[..src.len()+1] = src << s` for `s < 64`.
+fn shl_into(out: &mut [u64], src: &[u64], s: u32) {
+    if s == 0 {
+        out[..src.len()].copy_from_slice(src);
+        out[src.len()] = 0;
+        return;
+    }
+    let mut prev = 0u64;
+    for (o, &x) in out.iter_mut().zip(src) {
+        *o = (x << s) | (prev >> (64 - s));
+        prev = x;
+    }
+    out[src.len()] = prev >> (64 - s);
+}
+
+/// `out = src >> s` for `s < 64` (equal lengths).
+fn shr_into(out: &mut [u64], src: &[u64], s: u32) {
+    if s == 0 {
+        out.copy_from_slice(src);
+        return;
+    }
+    let n = src.len();
+    for i in 0..n {
+        let hi = if i + 1 < n { src[i + 1] << (64 - s) } else { 0 };
+        out[i] = (src[i] >> s) | hi;
+    }
 }
 
 /// `-m0⁻¹ mod 2⁶⁴` for odd `m0`, by Newton iteration (each step doubles the correct bits,
@@ -103,12 +136,16 @@ impl Modulus {
         let m_inv = neg_inv_u64(limbs[0]);
         let one = limbs_of(&((BigUint::one() << (64 * n)) % m), n).into_boxed_slice();
         let r2 = limbs_of(&((BigUint::one() << (128 * n)) % m), n).into_boxed_slice();
+        let norm_shift = limbs[n - 1].leading_zeros();
+        let m_norm = limbs_of(&(m << norm_shift), n).into_boxed_slice();
         Some(Modulus {
             m: m.clone(),
             limbs,
             m_inv,
             one,
             r2,
+            m_norm,
+            norm_shift,
         })
     }
 
@@ -237,18 +274,28 @@ impl Modulus {
         Residue(self.pow_limbs(&base.0, &[exp]).into_boxed_slice())
     }
 
-    /// `a·b mod m` for ordinary (non-Montgomery) values of any size.
+    /// `a·b mod m` for ordinary (non-Montgomery) values of any size: one product and one
+    /// division by m (Knuth D on the normalised modulus), about half the work of converting
+    /// into Montgomery form and back.
     pub fn mul_plain(&self, a: &BigUint, b: &BigUint) -> BigUint {
         let n = self.n();
+        if n == 1 {
+            let m = self.limbs[0] as u128;
+            let a = self.reduced_limbs(a)[0] as u128;
+            let b = self.reduced_limbs(b)[0] as u128;
+            return BigUint::from((a * b % m) as u64);
+        }
         let a = self.reduced_limbs(a);
         let b = self.reduced_limbs(b);
+        // u = (a·b) << shift, with a spare top limb.
+        let mut u = vec![0u64; 2 * n + 1];
         let mut w = Scratch::new(n);
-        // (a·b·R⁻¹)·(R²)·R⁻¹ = a·b.
-        let mut t = vec![0u64; n];
-        self.mul_into(&mut t, &a, &b, &mut w);
-        let mut out = vec![0u64; n];
-        self.mul_into(&mut out, &t, &self.r2, &mut w);
-        big_of(&out)
+        mul_n(&mut w.t, &a, &b, &mut w.s);
+        shl_into(&mut u, &w.t, self.norm_shift);
+        rem_normalized(&mut u, &self.m_norm);
+        let mut r = vec![0u64; n];
+        shr_into(&mut r, &u[..n], self.norm_shift);
+        big_of(&r)
     }
 
     /// `base^exp mod m` for ordinary values.
