@@ -7,7 +7,6 @@ mod output;
 mod rows;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pipeline::ParticipantId;
 use pipeline::client::Client;
-use pipeline::config::{LoadOptions, Settings};
 use pipeline::keystore::KeyStore;
 use pipeline::messages::ResultStatus;
 use tracing::{info, warn};
@@ -47,18 +45,8 @@ struct Args {
     /// Output format: a table, or one JSON object per result.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// TOML file overriding config/default.toml.
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Broker URL.
-    #[arg(long, global = true, env = "AMQP_URL", value_name = "URL")]
-    amqp_url: Option<String>,
-    /// Key store directory.
-    #[arg(long, global = true, env = "KEY_STORE", value_name = "DIR")]
-    key_store: Option<PathBuf>,
-    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    common: pipeline::cli::CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,27 +59,15 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    pipeline::logging::init(args.verbose);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    pipeline::logging::init(args.common.verbose);
+    pipeline::cli::exit_code(run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let options = LoadOptions {
-        file: args.config.clone(),
-        ..LoadOptions::default()
-    }
-    .set("broker.url", args.amqp_url.as_ref())
-    .set(
-        "key_store.dir",
-        args.key_store.as_ref().map(|p| p.display()),
-    );
-    let settings = Settings::load(&options).context("loading the configuration")?;
+    let settings = args
+        .common
+        .load_settings()
+        .context("loading the configuration")?;
     let participant = match args.command {
         Some(Command::Collect(collect)) => return collect::run(&settings, collect).await,
         None => args

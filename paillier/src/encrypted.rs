@@ -11,6 +11,8 @@
 //! Ciphertexts are kept in Montgomery form modulo n², so that a chain of operations never
 //! converts back and forth: an addition is one modular multiplication.
 
+use std::borrow::Cow;
+
 use num_bigint::{BigInt, BigUint};
 
 use crate::arith::{self, Residue};
@@ -84,9 +86,12 @@ impl EncryptedNumber {
     /// Homomorphic addition of two encrypted numbers under the same key.
     pub fn add(&self, other: &EncryptedNumber) -> Result<Self, Error> {
         self.key.check_same(&other.key)?;
-        let (a, b) = align(self, other)?;
+        // Only the operand with the larger exponent is rewritten (python-paillier's rule);
+        // with equal exponents, the common case, nothing is copied.
+        let a = lowered_to(self, other.exponent)?;
+        let b = lowered_to(other, self.exponent)?;
         let ctx = self.key.n_squared_ctx();
-        Ok(a.with(ctx.mul(&a.ciphertext, &b.ciphertext), a.exponent))
+        Ok(self.with(ctx.mul(&a.ciphertext, &b.ciphertext), a.exponent))
     }
 
     /// Homomorphic subtraction: self + (-other).
@@ -110,18 +115,17 @@ impl EncryptedNumber {
     /// Adds a plaintext given as an encoding under the same key.
     pub fn add_encoded(&self, encoded: &EncodedNumber) -> Result<Self, Error> {
         self.key.check_same(encoded.public_key())?;
-        let mut a = self.clone();
-        let mut b = encoded.clone();
-        if a.exponent > b.exponent() {
-            a = a.decrease_exponent_to(b.exponent())?;
-        } else if a.exponent < b.exponent() {
-            b = b.decrease_exponent_to(a.exponent)?;
-        }
+        let a = lowered_to(self, encoded.exponent())?;
+        let b = if encoded.exponent() > a.exponent {
+            Cow::Owned(encoded.decrease_exponent_to(a.exponent)?)
+        } else {
+            Cow::Borrowed(encoded)
+        };
         // E(m, r=1) = g^m: adding a known plaintext needs no randomness (python-paillier does
         // the same; obfuscate before the result leaves).
         let ctx = self.key.n_squared_ctx();
         let gm = ctx.to_residue(&self.key.g_pow(b.encoding()));
-        Ok(a.with(ctx.mul(&a.ciphertext, &gm), a.exponent))
+        Ok(self.with(ctx.mul(&a.ciphertext, &gm), a.exponent))
     }
 
     /// Adds a plaintext f64 (encoded with an exponent no larger than this number's).
@@ -167,17 +171,13 @@ impl EncryptedNumber {
     }
 }
 
-/// The two operands with equal exponents: the one with the larger exponent is lowered.
-fn align(
-    a: &EncryptedNumber,
-    b: &EncryptedNumber,
-) -> Result<(EncryptedNumber, EncryptedNumber), Error> {
-    use std::cmp::Ordering::*;
-    Ok(match a.exponent.cmp(&b.exponent) {
-        Greater => (a.decrease_exponent_to(b.exponent)?, b.clone()),
-        Less => (a.clone(), b.decrease_exponent_to(a.exponent)?),
-        Equal => (a.clone(), b.clone()),
-    })
+/// `value` itself when its exponent is at most `exponent`, else the same value lowered to it.
+fn lowered_to(value: &EncryptedNumber, exponent: i32) -> Result<Cow<'_, EncryptedNumber>, Error> {
+    if value.exponent > exponent {
+        value.decrease_exponent_to(exponent).map(Cow::Owned)
+    } else {
+        Ok(Cow::Borrowed(value))
+    }
 }
 
 impl std::fmt::Debug for EncryptedNumber {

@@ -34,6 +34,7 @@
 //!   compute) that returns what to publish: runs on rayon threads.
 //! - [`worker`]: the worker service: consume with a prefetch window, batch, compute off the async
 //!   runtime, publish with confirms, then ack; dead-lettering with reasons; graceful shutdown.
+//! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
 //! - [`client`]: the participant side: submit readings, fetch and decrypt results.
 //! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
 //! - [`progress`]: progress bar or plain progress lines for the bulk commands.
@@ -46,6 +47,7 @@
 //! consumer recognises by submission id and shows once.
 
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod journal;

@@ -158,13 +158,12 @@ fn lehmer(mut a: Vec<u64>, mut b: Vec<u64>, mut cof: Option<&mut Cofactors>) -> 
             return a;
         }
         let bits = bit_len(&a);
-        let (step, exact) = if bits <= 127 {
-            (inner(bits_at(&a, 0), bits_at(&b, 0), true), true)
+        let step = if bits <= 127 {
+            inner(bits_at(&a, 0), bits_at(&b, 0), true)
         } else {
             let s = bits - 127;
-            (inner(bits_at(&a, s), bits_at(&b, s), false), false)
+            inner(bits_at(&a, s), bits_at(&b, s), false)
         };
-        let _ = exact;
         if step.steps == 0 {
             // The leading bits cannot decide (a huge quotient): one full division step.
             let (q, r) = big_of(&a).div_rem(&big_of(&b));

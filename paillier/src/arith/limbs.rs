@@ -68,7 +68,7 @@ pub(crate) fn rem_normalized(u: &mut [u64], d: &[u64]) {
     let (d1, d0) = (d[n - 1], d[n - 2]);
     for j in (0..u.len() - n).rev() {
         let (u2, u1, u0) = (u[j + n], u[j + n - 1], u[j + n - 2]);
-        let mut qhat = if u2 >= d1 {
+        let qhat = if u2 >= d1 {
             u64::MAX
         } else {
             let num = ((u2 as u128) << 64) | u1 as u128;
@@ -92,12 +92,11 @@ pub(crate) fn rem_normalized(u: &mut [u64], d: &[u64]) {
         let (top, neg) = u[j + n].overflowing_sub(borrow);
         u[j + n] = top;
         if neg {
-            // qhat was one too big: add d back (the carry cancels the borrow).
-            qhat -= 1;
+            // qhat was one too big: add d back (the carry cancels the borrow). Only the
+            // remainder is kept, so the corrected quotient limb is not needed.
             let c = add_assign_n(&mut u[j..j + n], d);
             u[j + n] = u[j + n].wrapping_add(c);
         }
-        let _ = qhat;
         debug_assert_eq!(u[j + n], 0);
     }
 }
@@ -322,7 +321,7 @@ fn karatsuba_mul(r: &mut [u64], a: &[u64], b: &[u64], scratch: &mut [u64]) {
         mul_n(&mut hi[..2 * l], a1, b1, rest);
     }
     // t = z0 + z2 (2h + 1 limbs), then +/- mid, then add at offset h.
-    let (t, rest) = rest.split_at_mut(2 * h + 1);
+    let t = &mut rest[..2 * h + 1];
     t[..2 * h].copy_from_slice(&r[..2 * h]);
     t[2 * h] = 0;
     {
@@ -330,7 +329,6 @@ fn karatsuba_mul(r: &mut [u64], a: &[u64], b: &[u64], scratch: &mut [u64]) {
         let c = add_assign_n(&mut t[..2 * l], z2);
         add_1(&mut t[2 * l..], c);
     }
-    let _ = rest;
     if neg_a != neg_b {
         // (a0-a1)(b0-b1) is negative: the middle term is t + mid.
         let c = add_assign_n(&mut t[..2 * h], mid);

@@ -9,7 +9,6 @@
 //! exponent's length, reductions subtract conditionally, and the gcd's running time follows
 //! its quotients. This matches python-paillier on GMP (`powmod`, `invert`), the system this crate
 //! replaces; it is not hardened against timing side channels.
-#![allow(dead_code)]
 
 mod inverse;
 mod limbs;
