@@ -17,14 +17,14 @@
 //! public key and ciphertexts, and every result it publishes is re-randomised.
 //!
 //! ## Layout
-//! - [`config`]: [`Settings`](config::Settings), layered from the compiled-in
+//! - [`config`]: [`config::Settings`], layered from the compiled-in
 //!   `config/default.toml`, a `--config` file, `PIPELINE__*`/`AMQP_URL`/`KEY_STORE` environment
 //!   variables and command-line overrides.
 //! - [`study`]: the study's metrics and outputs (`scale`, `sum`, `mean`, `weighted_sum`), their
 //!   validation, and their evaluation on ciphertexts and, as a reference, on plain numbers.
 //! - [`messages`]: submissions, results and the original demo's request/reply; strict parsing
 //!   with typed [`InputError`](messages::InputError)s; AMQP properties.
-//! - [`participant`]: [`ParticipantId`](participant::ParticipantId), the one user string that
+//! - [`participant`]: [`participant::ParticipantId`], the one user string that
 //!   becomes part of queue and file names.
 //! - [`topology`]: exchange and queue names and their idempotent declaration.
 //! - [`broker`]: connecting (named connections, retries, automatic recovery) and the

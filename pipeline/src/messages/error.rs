@@ -56,7 +56,7 @@ pub enum InputError {
     /// A ciphertext is not a valid encryption under the given key.
     #[error("invalid ciphertext ({location}): {source}")]
     Ciphertext {
-        /// Which reading: "glucose[0]", "values[3]".
+        /// Which reading: `glucose[0]`, `values[3]`.
         location: String,
         /// What the check found.
         source: paillier::Error,

@@ -41,7 +41,7 @@ pub struct Properties {
     pub correlation_id: String,
     /// Where answers go (submissions only).
     pub reply_to: Option<String>,
-    /// Who publishes ("producer", "worker-<host>-<pid>").
+    /// Who publishes (`producer`, `worker-<host>-<pid>`).
     pub app_id: String,
 }
 
