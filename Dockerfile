@@ -6,7 +6,8 @@
 # The compiler is the one CI tests with; it must stay at or above the workspace's rust-version.
 ARG RUST_VERSION=1.95
 
-# --- planner: the workspace's manifests plus stub target roots, so that the dependency layer
+# --- planner: the workspace's manifests plus stub target roots (members one or two levels
+# deep: bench/broker is a member too), so that the dependency layer
 # below is rebuilt only when a manifest or Cargo.lock changes, not on every source edit.
 FROM rust:${RUST_VERSION}-bookworm AS planner
 WORKDIR /src
@@ -14,8 +15,8 @@ COPY . .
 RUN set -eu; mkdir /skeleton; \
     find . -name Cargo.toml -not -path './target/*' -exec cp --parents {} /skeleton/ \; ; \
     cp Cargo.lock /skeleton/; \
-    for f in */src/lib.rs; do [ -e "$f" ] && mkdir -p "/skeleton/${f%/*}" && : > "/skeleton/$f"; done; \
-    for f in */src/main.rs */src/bin/*.rs */benches/*.rs */examples/*.rs */tests/*.rs */build.rs; do \
+    for f in */src/lib.rs */*/src/lib.rs; do [ -e "$f" ] && mkdir -p "/skeleton/${f%/*}" && : > "/skeleton/$f"; done; \
+    for f in */src/main.rs */*/src/main.rs */src/bin/*.rs */benches/*.rs */examples/*.rs */tests/*.rs */build.rs; do \
         [ -e "$f" ] || continue; mkdir -p "/skeleton/${f%/*}"; echo 'fn main() {}' > "/skeleton/$f"; \
     done
 

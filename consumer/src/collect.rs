@@ -7,14 +7,17 @@
 //! acked, counted, not written again. With `--wait`, rounds repeat over the participants still
 //! waiting until every expected result arrived or the time is up; expected is one result per
 //! participant, or with `--journal` (from `producer enroll`) exactly the journal's submissions.
+//!
+//! Faults: a lost connection is re-established (for at most `broker.reconnect_timeout`) and
+//! collecting goes on; results not acked before the loss are redelivered and recognised as
+//! duplicates. A re-run after a crash appends to the same file: the submissions the file already
+//! holds count as collected, and their redelivered results are acked, not written again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{FieldTable, ShortString};
 use pipeline::ParticipantId;
 use pipeline::client::{Client, Received};
 use pipeline::config::Settings;
@@ -23,7 +26,7 @@ use pipeline::keystore::KeyStore;
 use pipeline::messages::ResultStatus;
 use pipeline::progress::Progress;
 use rayon::prelude::*;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::rows::{RowFormat, RowOutcome, RowWriter};
 
@@ -57,6 +60,8 @@ struct Counts {
     errors: u64,
     duplicates: u64,
     unreadable: u64,
+    /// Rows found in the output file from an earlier run.
+    earlier: u64,
 }
 
 /// What a participant still owes.
@@ -82,6 +87,23 @@ fn read_participants(path: &PathBuf) -> anyhow::Result<Vec<ParticipantId>> {
         );
     }
     Ok(ids)
+}
+
+/// Marks `submission_id` of `participant` as collected; true when that completed the participant.
+fn complete(
+    expected: &mut HashMap<ParticipantId, Expected>,
+    participant: &ParticipantId,
+    submission_id: &str,
+) -> bool {
+    let done = match expected.get_mut(participant) {
+        Some(Expected::Ids(ids)) => {
+            ids.remove(submission_id);
+            ids.is_empty()
+        }
+        Some(Expected::Any) => true,
+        None => false,
+    };
+    done && expected.remove(participant).is_some()
 }
 
 /// Collects; exit status non-zero on failure, or when `--wait` ran out with results missing.
@@ -125,32 +147,46 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
 
     let mut writer = RowWriter::open(&args.out, args.format, &settings.study)
         .with_context(|| format!("opening {}", args.out.display()))?;
-    let client = Client::connect(settings, "consumer-collect").await?;
-    let counter = client
-        .connection()
-        .create_channel()
-        .await
-        .context("opening a channel")?;
-    let deadline = args.wait.map(|w| Instant::now() + w);
-    let mut progress = Progress::new("participants complete", Some(participants.len() as u64));
+    if writer.repaired() {
+        warn!(
+            file = %args.out.display(),
+            "removed a row cut short by an earlier run; its result is still in the queue"
+        );
+    }
     let mut counts = Counts::default();
     let mut seen: HashSet<String> = HashSet::new();
+    let mut progress = Progress::new("participants complete", Some(participants.len() as u64));
+    // Rows of an earlier run: collected already (their results may come again if that run died
+    // before acking them).
+    for (participant, submission_id) in writer.existing() {
+        if !seen.insert(submission_id.clone()) {
+            continue;
+        }
+        counts.earlier += 1;
+        let Ok(participant) = ParticipantId::new(participant) else {
+            continue;
+        };
+        if complete(&mut expected, &participant, submission_id) {
+            progress.inc(1);
+        }
+    }
+    if counts.earlier > 0 {
+        info!(
+            rows = counts.earlier,
+            file = %args.out.display(),
+            "the output file already holds results of an earlier run; they are not written again"
+        );
+    }
+    let client = Client::connect(settings, "consumer-collect").await?;
+    let deadline = args.wait.map(|w| Instant::now() + w);
     let mut round: Vec<ParticipantId> = participants.clone();
     loop {
         for participant in &round {
             let queue = client.declare_reply_queue(participant).await?;
-            let waiting = counter
-                .queue_declare(
-                    ShortString::from(queue.as_str()),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
+            let waiting = client
+                .message_count(&queue)
                 .await
-                .with_context(|| format!("counting the results in {queue}"))?
-                .message_count();
+                .with_context(|| format!("counting the results in {queue}"))?;
             if waiting == 0 {
                 continue;
             }
@@ -207,15 +243,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                         .write(participant.as_str(), result, &outcome)
                         .with_context(|| format!("writing {}", args.out.display()))?;
                     counts.results += 1;
-                    let complete = match expected.get_mut(participant) {
-                        Some(Expected::Ids(ids)) => {
-                            ids.remove(&result.submission_id);
-                            ids.is_empty()
-                        }
-                        Some(Expected::Any) => true,
-                        None => false,
-                    };
-                    if complete && expected.remove(participant).is_some() {
+                    if complete(&mut expected, participant, &result.submission_id) {
                         progress.inc(1);
                     }
                 }
@@ -239,7 +267,6 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
         .sync()
         .with_context(|| format!("writing {}", args.out.display()))?;
     progress.finish();
-    let _ = counter.close(200, "done".into()).await;
     client.close().await;
 
     let elapsed = started.elapsed().as_secs_f64();
@@ -247,10 +274,11 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     still.sort();
     let shown: Vec<String> = still.iter().take(10).map(ToString::to_string).collect();
     println!(
-        "collect: {} participant(s), {} result(s) written ({} error(s)), {} duplicate(s), {} unreadable, {} participant(s) still waiting{} in {elapsed:.1} s ({:.1} results/s) -> {}",
+        "collect: {} participant(s), {} result(s) written ({} error(s)), {} already in the file, {} duplicate(s), {} unreadable, {} participant(s) still waiting{} in {elapsed:.1} s ({:.1} results/s) -> {}",
         participants.len(),
         counts.results,
         counts.errors,
+        counts.earlier,
         counts.duplicates,
         counts.unreadable,
         still.len(),

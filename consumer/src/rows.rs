@@ -1,8 +1,14 @@
 //! The file `consumer collect` writes: one row per submission, CSV or JSON lines, appended to
 //! (a re-run adds to the same file; the CSV header is written only into an empty file).
+//!
+//! A run killed between writing a row and acking its message leaves the row in the file and
+//! the message in the queue; so on open the writer reads which submissions the file already
+//! holds ([`RowWriter::existing`]) and `collect` acks their redelivered results without writing
+//! them again. A row cut short by the kill (no final newline) is removed on open: its message
+//! was not acked either and comes back.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read as _, Write};
 use std::path::Path;
 
 use pipeline::messages::{DecryptedValue, ResultMessage, ResultStatus};
@@ -37,11 +43,14 @@ pub struct RowWriter {
     inner: Inner,
     outputs: Vec<String>,
     file: File,
+    existing: Vec<(String, String)>,
+    torn: bool,
 }
 
 impl RowWriter {
     /// Opens (appending) `path`; the CSV columns follow `study`'s outputs.
     pub fn open(path: &Path, format: RowFormat, study: &Study) -> io::Result<RowWriter> {
+        let (existing, torn) = repair_and_scan(path, format)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let empty = file.metadata()?.len() == 0;
         let outputs: Vec<String> = study.outputs.iter().map(|o| o.name.clone()).collect();
@@ -66,7 +75,19 @@ impl RowWriter {
             inner,
             outputs,
             file: sync_handle,
+            existing,
+            torn,
         })
+    }
+
+    /// `(participant, submission id)` of every row the file held when it was opened.
+    pub fn existing(&self) -> &[(String, String)] {
+        &self.existing
+    }
+
+    /// Whether a row cut short by an earlier run was removed on open.
+    pub fn repaired(&self) -> bool {
+        self.torn
     }
 
     /// Writes one row and flushes it.
@@ -132,4 +153,71 @@ impl RowWriter {
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_all()
     }
+}
+
+/// Reads the rows already in `path` (if any): drops a last line without its newline (a row cut
+/// short by a crash) and returns `(participant, submission id)` of every complete row, and
+/// whether a line was dropped.
+fn repair_and_scan(path: &Path, format: RowFormat) -> io::Result<(Vec<(String, String)>, bool)> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+        Err(err) => return Err(err),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let torn = complete < bytes.len();
+    if torn {
+        file.set_len(complete as u64)?;
+        file.sync_all()?;
+        bytes.truncate(complete);
+    }
+    let bad = |line: usize, what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line {line}: {what} (not a file written by consumer collect?)"),
+        )
+    };
+    let mut rows = Vec::new();
+    match format {
+        RowFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(true)
+                .from_reader(bytes.as_slice());
+            let headers = reader.headers().map_err(io::Error::other)?.clone();
+            let column = |name: &str| headers.iter().position(|h| h == name);
+            let (Some(p), Some(s)) = (column("participant"), column("submission_id")) else {
+                if bytes.is_empty() {
+                    return Ok((rows, torn));
+                }
+                return Err(bad(1, "no participant and submission_id columns"));
+            };
+            for (i, record) in reader.records().enumerate() {
+                let record = record.map_err(io::Error::other)?;
+                match (record.get(p), record.get(s)) {
+                    (Some(p), Some(s)) => rows.push((p.to_owned(), s.to_owned())),
+                    _ => return Err(bad(i + 2, "missing fields")),
+                }
+            }
+        }
+        RowFormat::Jsonl => {
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let value: serde_json::Value =
+                    serde_json::from_slice(line).map_err(|e| bad(i + 1, &e.to_string()))?;
+                match (
+                    value["participant"].as_str(),
+                    value["submission_id"].as_str(),
+                ) {
+                    (Some(p), Some(s)) => rows.push((p.to_owned(), s.to_owned())),
+                    _ => return Err(bad(i + 1, "no participant and submission_id")),
+                }
+            }
+        }
+    }
+    Ok((rows, torn))
 }

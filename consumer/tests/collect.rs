@@ -6,22 +6,13 @@
 
 #[path = "../../pipeline/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use common::{Harness, RunningWorker, settings};
 use pipeline::ParticipantId;
-
-fn producer_bin() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_consumer")).with_file_name("producer");
-    assert!(
-        path.exists(),
-        "{} missing: build it first (cargo build -p producer)",
-        path.display()
-    );
-    path
-}
+use support::producer_bin;
 
 const COHORT: &str = "\
 participant,glucose,cholesterol

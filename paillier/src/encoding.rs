@@ -33,7 +33,9 @@ pub const BASE: u32 = 16;
 pub const MAX_ABS_EXPONENT: i64 = 10_000;
 
 pub(crate) fn check_exponent(exponent: i64) -> Result<i32, Error> {
-    if exponent.abs() <= MAX_ABS_EXPONENT {
+    // unsigned_abs, not abs: i64::MIN.abs() overflows (a panic in debug builds, and in release
+    // a negative "absolute value" that passed the check and became exponent 0). Found by fuzzing.
+    if exponent.unsigned_abs() <= MAX_ABS_EXPONENT.unsigned_abs() {
         Ok(exponent as i32)
     } else {
         Err(Error::ExponentRange(exponent))

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use num_bigint::{BigInt, BigUint};
 
-use crate::arith::{self, Residue};
+use crate::arith::Residue;
 use crate::encoding::exponent_factor;
 use crate::{EncodedNumber, Error, PublicKey};
 
@@ -105,11 +105,10 @@ impl EncryptedNumber {
     }
 
     fn inverse(&self) -> Residue {
-        let ctx = self.key.n_squared_ctx();
-        let c = ctx.from_residue(&self.ciphertext);
-        let inverse = arith::mod_inverse(&c, self.key.n_squared())
-            .expect("validated ciphertexts are units modulo n², and operations keep them so");
-        ctx.to_residue(&inverse)
+        self.key
+            .n_squared_ctx()
+            .inverse_mod_square(&self.ciphertext, self.key.n())
+            .expect("validated ciphertexts are units modulo n², and operations keep them so")
     }
 
     /// Adds a plaintext given as an encoding under the same key.
@@ -124,8 +123,10 @@ impl EncryptedNumber {
         // E(m, r=1) = g^m: adding a known plaintext needs no randomness (python-paillier does
         // the same; obfuscate before the result leaves).
         let ctx = self.key.n_squared_ctx();
-        let gm = ctx.to_residue(&self.key.g_pow(b.encoding()));
-        Ok(self.with(ctx.mul(&a.ciphertext, &gm), a.exponent))
+        Ok(self.with(
+            ctx.mul_one_plus_root_multiple(&a.ciphertext, self.key.n(), b.encoding()),
+            a.exponent,
+        ))
     }
 
     /// Adds a plaintext f64 (encoded with an exponent no larger than this number's).
@@ -168,6 +169,16 @@ impl EncryptedNumber {
     /// Multiplies by a plaintext f64 (encoded with python-paillier's exponent for it).
     pub fn mul_f64(&self, scalar: f64) -> Result<Self, Error> {
         self.mul_encoded(&self.key.encode_f64(scalar)?)
+    }
+
+    /// The same ciphertext, hence the same encrypted mantissa, labelled with another exponent:
+    /// the value it stands for becomes `mantissa · 16^exponent`. Not value-preserving, and
+    /// costs nothing (no arithmetic). For layouts that treat the plaintext as a raw integer
+    /// modulo n, e.g. packing several results into one plaintext at exponent 0, where the
+    /// exponents travel beside the ciphertext.
+    pub fn relabel_exponent(&self, exponent: i32) -> Result<Self, Error> {
+        let exponent = crate::encoding::check_exponent(i64::from(exponent))?;
+        Ok(self.with(self.ciphertext.clone(), exponent))
     }
 }
 

@@ -24,8 +24,15 @@ use serde_json::value::RawValue;
 
 use crate::{EncryptedNumber, Error, KeyBounds, PrivateKey, PublicKey};
 
-/// Longest decimal integer accepted: a ciphertext under the largest accepted key (n of 8192
-/// bits, so n² < 2^16384) has 4,933 digits. Longer input is refused before any arithmetic.
+/// Largest modulus (bits) whose values the JSON forms here can carry: [`MAX_DECIMAL_DIGITS`] and
+/// the base64url length cap are sized for it. A service must not accept longer keys (the
+/// pipeline's configuration refuses a `key_bits_max` above it): their ciphertexts would be
+/// refused as malformed numbers.
+pub const MAX_KEY_BITS: u64 = 8192;
+
+/// Longest decimal integer accepted: a ciphertext under the largest accepted key (n of
+/// [`MAX_KEY_BITS`] = 8192 bits, so n² < 2^16384) has 4,933 digits. Longer input is refused
+/// before any arithmetic.
 pub const MAX_DECIMAL_DIGITS: usize = 5_000;
 
 /// A non-negative big integer in JSON: written as a decimal string, read from a decimal string
@@ -90,6 +97,109 @@ impl<'de> Deserialize<'de> for BigUintDecimal {
     }
 }
 
+/// A value read only from a JSON object, never from an array.
+///
+/// serde's derived struct deserializers accept a struct written as an array of its fields in
+/// order (`{"g": .., "n": ..}` also as `[.., ..]`). A strict reader wants one spelling per
+/// message, so the wire types of this crate and of the pipeline read their structs through this
+/// wrapper (or [`map_only`]), which asks the format for a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(StructAsMap(deserializer)).map(MapOnly)
+    }
+}
+
+/// For `#[serde(deserialize_with = "paillier::json::map_only")]` on a struct-typed field.
+pub fn map_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    MapOnly::<T>::deserialize(deserializer).map(|m| m.0)
+}
+
+/// A deserializer that turns requests for a struct into requests for a map (which JSON
+/// formats only satisfy with an object) and forwards everything else unchanged.
+struct StructAsMap<D>(D);
+
+/// Forwards `deserialize_*` methods to the wrapped deserializer's method of the same name.
+macro_rules! forward {
+    ($($method:ident)*) => {$(
+        fn $method<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method(visitor)
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for StructAsMap<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    forward! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier deserialize_ignored_any
+    }
+
+    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple_struct(name, len, visitor)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
 /// The public key in the original demo's format: g and n (g must be n + 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +235,8 @@ pub type DemoValue = (BigUintDecimal, i64);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoPayload {
-    /// The participant's public key.
+    /// The participant's public key (an object `{"g", "n"}`, never an array).
+    #[serde(deserialize_with = "map_only")]
     pub public_key: DemoPublicKey,
     /// The encrypted values, in order.
     pub values: Vec<DemoValue>,
@@ -309,7 +420,7 @@ pub struct PrivateJwk {
     /// The prime q (secret).
     pub q: Base64Uint,
     /// The public half.
-    #[serde(rename = "pub")]
+    #[serde(rename = "pub", deserialize_with = "map_only")]
     pub public: PublicJwk,
     /// A free-text key id (optional on input).
     #[serde(default)]
@@ -338,15 +449,30 @@ impl PrivateJwk {
 
     /// The validated private key, its modulus within `bounds` (tests use small keys).
     pub fn to_private_key_with_bounds(&self, bounds: KeyBounds) -> Result<PrivateKey, Error> {
+        self.check_consistent(bounds)?;
+        PrivateKey::from_primes(self.p.0.clone(), self.q.0.clone())
+    }
+
+    /// The private key from a file of one's own key store, with the cheaper primality check
+    /// of [`PrivateKey::from_own_primes`] (the key type, the bounds and p·q = n are checked
+    /// as by [`PrivateJwk::to_private_key_with_bounds`]).
+    pub fn to_own_private_key_with_bounds(&self, bounds: KeyBounds) -> Result<PrivateKey, Error> {
+        self.check_consistent(bounds)?;
+        PrivateKey::from_own_primes(self.p.0.clone(), self.q.0.clone())
+    }
+
+    /// Key type, bounds, and p·q = n. The product comes first: one multiplication bounds p and
+    /// q by the already-checked n, before any primality test (a corrupt file with a
+    /// 16,384-bit "p" would otherwise cost seconds).
+    fn check_consistent(&self, bounds: KeyBounds) -> Result<(), Error> {
         check_key_type(&self.kty)?;
         self.public.to_public_key(bounds)?;
-        let key = PrivateKey::from_primes(self.p.0.clone(), self.q.0.clone())?;
-        if key.public_key().n() != &self.public.n.0 {
+        if &self.p.0 * &self.q.0 != self.public.n.0 {
             return Err(Error::InvalidPrivateKey(
                 "public modulus does not equal p·q",
             ));
         }
-        Ok(key)
+        Ok(())
     }
 }
 
@@ -356,5 +482,93 @@ impl fmt::Debug for PrivateJwk {
             .field("kid", &self.kid)
             .field("pub", &self.public)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the hostile corpus: serde's derived structs also read arrays, so a demo key
+    /// `["<g>", "<n>"]` or a JWK's public half as an array was accepted.
+    #[test]
+    fn structs_inside_messages_are_read_from_objects_only() {
+        let object = r#"{"public_key": {"g": "16", "n": "15"}, "values": [["1", 0]]}"#;
+        let payload: DemoPayload = serde_json::from_str(object).unwrap();
+        assert_eq!(payload.public_key.n.0, BigUint::from(15u32));
+        let array = r#"{"public_key": ["16", "15"], "values": [["1", 0]]}"#;
+        let err = serde_json::from_str::<DemoPayload>(array).unwrap_err();
+        assert!(
+            err.to_string().contains("expected struct DemoPublicKey")
+                || err.to_string().contains("invalid type: sequence"),
+            "{err}"
+        );
+        // Bare big integers still go through the raw-value path inside a map-only struct.
+        let bare = format!(
+            r#"{{"public_key": {{"g": 1{}, "n": 1{}}}, "values": []}}"#,
+            "0".repeat(400),
+            "0".repeat(400)
+        );
+        let payload: DemoPayload = serde_json::from_str(&bare).unwrap();
+        assert_eq!(payload.public_key.n.0.to_string().len(), 401);
+
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let mut jwk = serde_json::to_value(PrivateJwk::new(&key, "k")).unwrap();
+        let public = jwk["pub"].clone();
+        let read: PrivateJwk = serde_json::from_value(jwk.clone()).unwrap();
+        assert_eq!(read.public.n.0, *key.public_key().n());
+        jwk["pub"] = serde_json::json!([
+            public["kty"],
+            public["alg"],
+            public["key_ops"],
+            public["n"],
+            public["kid"]
+        ]);
+        assert!(serde_json::from_value::<PrivateJwk>(jwk).is_err());
+    }
+
+    /// Found by fuzzing: an exponent of i64::MIN overflowed `abs()` in the exponent check (a
+    /// panic in debug builds; in release it passed the check and was read as exponent 0).
+    #[test]
+    fn the_most_negative_exponent_is_refused_everywhere_it_is_read() {
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let pk = key.public_key();
+        let c = pk.encrypt_i64(7).unwrap().ciphertext().to_string();
+        for e in [i64::MIN, i64::MIN + 1, i64::MAX, -10_001, 10_001] {
+            let enc: EncryptedJson =
+                serde_json::from_str(&format!(r#"{{"v": "{c}", "e": {e}}}"#)).unwrap();
+            assert_eq!(enc.decode(pk).unwrap_err(), Error::ExponentRange(e));
+            let reply: DemoReply =
+                serde_json::from_str(&format!(r#"{{"values": [["{c}", {e}]]}}"#)).unwrap();
+            assert_eq!(reply.decode(pk).unwrap_err(), Error::ExponentRange(e));
+            let payload: DemoPayload = serde_json::from_str(&format!(
+                r#"{{"public_key": {{"g": "{}", "n": "{}"}}, "values": [["{c}", {e}]]}}"#,
+                pk.g(),
+                pk.n()
+            ))
+            .unwrap();
+            assert_eq!(
+                payload.decode(KeyBounds::new(128..=512)).unwrap_err(),
+                Error::ExponentRange(e)
+            );
+        }
+    }
+
+    /// Found by reading the code: a corrupt key file with a huge "p" went through Miller–Rabin
+    /// before p·q was compared with n.
+    #[test]
+    fn a_private_jwk_whose_primes_do_not_multiply_to_n_is_refused_before_primality_tests() {
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let mut jwk = PrivateJwk::new(&key, "k");
+        jwk.p = Base64Uint(BigUint::from(1u32) << 16_000u32);
+        let started = std::time::Instant::now();
+        let err = jwk
+            .to_private_key_with_bounds(KeyBounds::new(128..=512))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::InvalidPrivateKey("public modulus does not equal p·q")
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

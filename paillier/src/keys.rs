@@ -152,10 +152,12 @@ impl PublicKey {
         &self.0.n_squared_ctx
     }
 
-    /// (1 + n·m) mod n², that is g^m for g = n + 1, for an encoding m < n.
-    pub(crate) fn g_pow(&self, encoding: &BigUint) -> BigUint {
-        // n·m < n² because m < n: no reduction needed.
-        &self.0.n * encoding + 1u32
+    /// x·g^m mod n² for a residue x and an encoding m < n: g^m = 1 + n·m for g = n + 1, and
+    /// multiplying by it needs only half-length arithmetic (see
+    /// `Modulus::mul_one_plus_root_multiple`).
+    pub(crate) fn times_g_pow(&self, x: &Residue, encoding: &BigUint) -> Residue {
+        self.n_squared_ctx()
+            .mul_one_plus_root_multiple(x, &self.0.n, encoding)
     }
 
     /// r^n mod n² for a fresh r uniform in Z*_n: the random factor of an encryption.
@@ -169,11 +171,7 @@ impl PublicKey {
     /// from the OS-seeded CSPRNG.
     pub fn encrypt(&self, encoded: &EncodedNumber) -> Result<EncryptedNumber, Error> {
         self.check_same(encoded.public_key())?;
-        let ctx = self.n_squared_ctx();
-        let c = ctx.mul(
-            &ctx.to_residue(&self.g_pow(encoded.encoding())),
-            &self.random_obfuscator(),
-        );
+        let c = self.times_g_pow(&self.random_obfuscator(), encoded.encoding());
         Ok(EncryptedNumber::from_parts(
             self.clone(),
             c,
@@ -205,10 +203,7 @@ impl PublicKey {
         }
         let ctx = self.n_squared_ctx();
         let obfuscator = ctx.pow(&ctx.to_residue(r), self.n());
-        let c = ctx.mul(
-            &ctx.to_residue(&self.g_pow(encoded.encoding())),
-            &obfuscator,
-        );
+        let c = self.times_g_pow(&obfuscator, encoded.encoding());
         Ok(EncryptedNumber::from_parts(
             self.clone(),
             c,
@@ -308,7 +303,7 @@ impl PrivateKey {
     /// for tests that need many keys fast.
     pub fn generate_insecure_for_tests(bits: u64) -> Self {
         assert!(
-            bits >= 128 && bits % 2 == 0,
+            bits >= 128 && bits.is_multiple_of(2),
             "test keys need an even length of at least 128 bits"
         );
         Self::generate_unchecked(bits)
@@ -329,10 +324,39 @@ impl PrivateKey {
         }
     }
 
-    /// A private key from its primes, as read from a key file. Checks that they are distinct
-    /// odd primes of equal length whose product has at least 128 bits. (Key files are the
-    /// owner's own: this catches corruption and mix-ups, not a dishonest generator.)
+    /// A private key from its primes, e.g. from a key file someone else made. Checks that they
+    /// are distinct odd primes of equal length whose product has at least 128 bits, with the
+    /// full Miller–Rabin rounds of key generation (about a dozen exponentiations modulo the
+    /// primes).
     pub fn from_primes(p: BigUint, q: BigUint) -> Result<Self, Error> {
+        Self::check_prime_pair(&p, &q)?;
+        let mut rng = rand::rng();
+        if !primes::is_prime(&p, &mut rng) || !primes::is_prime(&q, &mut rng) {
+            return Err(Error::InvalidPrivateKey("p or q is not prime"));
+        }
+        Ok(Self::from_validated_primes(p, q))
+    }
+
+    /// A private key from primes this program generated and stored itself (the participant's
+    /// own key store, read on every encryption and decryption). The same shape checks as
+    /// [`PrivateKey::from_primes`], the small-prime sieve, and one base-2 strong-probable-prime
+    /// test per prime instead of the full rounds: that catches a damaged or mixed-up file (a
+    /// random composite passes base 2 with negligible probability) at a sixth of the cost. It
+    /// is no defence against a crafted file, which whoever can write one's key store does not
+    /// need; use `from_primes` for keys from elsewhere.
+    pub fn from_own_primes(p: BigUint, q: BigUint) -> Result<Self, Error> {
+        Self::check_prime_pair(&p, &q)?;
+        let mut rng = rand::rng();
+        if !primes::is_probable_prime_base_2(&p, &mut rng)
+            || !primes::is_probable_prime_base_2(&q, &mut rng)
+        {
+            return Err(Error::InvalidPrivateKey("p or q is not prime"));
+        }
+        Ok(Self::from_validated_primes(p, q))
+    }
+
+    /// The checks on p and q that need no exponentiation.
+    fn check_prime_pair(p: &BigUint, q: &BigUint) -> Result<(), Error> {
         if p == q {
             return Err(Error::InvalidPrivateKey("p and q are equal"));
         }
@@ -342,11 +366,7 @@ impl PrivateKey {
         if p.bits() < 64 {
             return Err(Error::InvalidPrivateKey("primes shorter than 64 bits"));
         }
-        let mut rng = rand::rng();
-        if !primes::is_prime(&p, &mut rng) || !primes::is_prime(&q, &mut rng) {
-            return Err(Error::InvalidPrivateKey("p or q is not prime"));
-        }
-        Ok(Self::from_validated_primes(p, q))
+        Ok(())
     }
 
     fn from_validated_primes(p: BigUint, q: BigUint) -> Self {
@@ -359,9 +379,10 @@ impl PrivateKey {
         let q_squared = Modulus::new(&q_sq).expect("q is an odd prime");
         let p_minus_1 = &p - 1u32;
         let q_minus_1 = &q - 1u32;
-        let hp = h_function(public.n(), &p, &p_squared, &p_minus_1);
-        let hq = h_function(public.n(), &q, &q_squared, &q_minus_1);
         let p_inv_mod_q = arith::mod_inverse(&p, &q).expect("distinct primes are coprime");
+        let q_inv_mod_p = arith::mod_inverse(&(&q % &p), &p).expect("distinct primes are coprime");
+        let hp = h_from_inverse(&p, &q_inv_mod_p);
+        let hq = h_from_inverse(&q, &p_inv_mod_q);
         let p_squared_inv_mod_q_squared =
             arith::mod_inverse(&p_sq, &q_sq).expect("distinct primes are coprime");
         PrivateKey {
@@ -427,9 +448,9 @@ impl PrivateKey {
     pub fn encrypt(&self, encoded: &EncodedNumber) -> Result<EncryptedNumber, Error> {
         self.public.check_same(encoded.public_key())?;
         let ctx = self.public.n_squared_ctx();
-        let c = ctx.mul(
-            &ctx.to_residue(&self.public.g_pow(encoded.encoding())),
+        let c = self.public.times_g_pow(
             &ctx.to_residue(&self.owner_obfuscator()),
+            encoded.encoding(),
         );
         Ok(EncryptedNumber::from_parts(
             self.public.clone(),
@@ -479,17 +500,13 @@ impl PrivateKey {
     }
 }
 
-/// h = L(g^(prime-1) mod prime²)⁻¹ mod prime with g = n + 1 and L(x) = (x - 1) / prime.
-fn h_function(
-    n: &BigUint,
-    prime: &BigUint,
-    prime_squared: &Modulus,
-    prime_minus_1: &BigUint,
-) -> BigUint {
-    let g = n + 1u32;
-    let x = prime_squared.pow_plain(&g, prime_minus_1);
-    let l = (x - 1u32) / prime;
-    arith::mod_inverse(&(l % prime), prime).expect("L(g^(p-1)) is invertible mod p for g = n + 1")
+/// h = L(g^(prime-1) mod prime²)⁻¹ mod prime with g = n + 1 and L(x) = (x - 1) / prime, in
+/// closed form: for prime = p and other = q, (1 + n)^(p-1) ≡ 1 + (p-1)·n (mod p²) because
+/// n² ≡ 0 (mod p²), so L(..) = (p-1)·n / p = (p-1)·q ≡ -q (mod p) and h = -(q⁻¹) mod p. One
+/// inverse instead of python-paillier's exponentiation modulo p² (which makes loading a key
+/// from the key store cheaper); `other_inverse` is q⁻¹ mod p.
+fn h_from_inverse(prime: &BigUint, other_inverse: &BigUint) -> BigUint {
+    (prime - other_inverse) % prime
 }
 
 impl fmt::Debug for PrivateKey {
@@ -508,3 +525,24 @@ impl PartialEq for PrivateKey {
 }
 
 impl Eq for PrivateKey {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed form of h agrees with its definition, L(g^(p-1) mod p²)⁻¹ mod p.
+    #[test]
+    fn h_closed_form_matches_the_definition() {
+        for _ in 0..8 {
+            let key = PrivateKey::generate_insecure_for_tests(256);
+            let n = key.public_key().n();
+            let g = n + 1u32;
+            for (prime, h) in [(&key.p, &key.hp), (&key.q, &key.hq)] {
+                let prime_squared = prime * prime;
+                let x = g.modpow(&(prime - 1u32), &prime_squared);
+                let l = ((x - 1u32) / prime) % prime;
+                assert_eq!((l * h) % prime, BigUint::from(1u32));
+            }
+        }
+    }
+}

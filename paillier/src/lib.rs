@@ -16,6 +16,13 @@
 //! - [`json`]: the demo's wire format, python-paillier's JWK keys and ciphertext JSON.
 //! - `arith`: Montgomery arithmetic, modular inverse and gcd over num-bigint's limbs.
 //!
+//! ## `unsafe`
+//! The only `unsafe` code is `arith::adx`: one x86-64 inline-assembly row kernel
+//! (`mulx`/`adcx`/`adox`, r += a·b over a slice), run only after a cached run-time check that
+//! the CPU has BMI2 and ADX, behind a safe, length-checked function; its SAFETY comment states
+//! the invariants. Everything else, and every other CPU, uses portable safe Rust, and the tests
+//! compare both kernels.
+//!
 //! ## Key sizes
 //! [`PrivateKey::generate`] makes 2048, 3072 ([`DEFAULT_KEY_BITS`]) or 4096-bit moduli from two
 //! primes of half the length whose two top bits are set, so n has exactly the asked length;

@@ -91,7 +91,7 @@ pub(crate) fn small_factor(x: &BigUint) -> Option<u32> {
     for &(product, primes) in prime_groups() {
         let r = rem_u64(x, product);
         for &p in primes {
-            if r % u64::from(p) == 0 && *x != BigUint::from(p) {
+            if r.is_multiple_of(u64::from(p)) && *x != BigUint::from(p) {
                 return Some(p);
             }
         }
@@ -164,6 +164,19 @@ pub(crate) fn is_prime<R: CryptoRng + ?Sized>(n: &BigUint, rng: &mut R) -> bool 
         return small_odd_primes().binary_search(&p).is_ok();
     }
     small_factor(n).is_none() && is_probable_prime(n, miller_rabin_rounds(n.bits()), rng)
+}
+
+/// The sieve and a single base-2 Miller–Rabin round, for primes this program generated itself
+/// and reads back (see `PrivateKey::from_own_primes`): it tells a damaged value from a prime,
+/// not a crafted pseudoprime.
+pub(crate) fn is_probable_prime_base_2<R: CryptoRng + ?Sized>(n: &BigUint, rng: &mut R) -> bool {
+    if n.is_even() || *n < BigUint::from(3u32) {
+        return *n == BigUint::from(2u32);
+    }
+    if let Some(p) = n.to_u32().filter(|&v| v < SIEVE_LIMIT) {
+        return small_odd_primes().binary_search(&p).is_ok();
+    }
+    small_factor(n).is_none() && is_probable_prime(n, 0, rng)
 }
 
 /// A random prime of exactly `bits` bits whose two top bits are set.

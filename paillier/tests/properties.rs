@@ -265,6 +265,28 @@ fn private_keys_from_primes_are_checked() {
     assert!(PrivateKey::from_primes(sk.p().clone(), other_key().p().clone() << 1u32).is_err());
 }
 
+/// The key store's cheaper check still refuses what a damaged or mixed-up file would hold,
+/// including a composite with no small factor (a product of two 512-bit primes, the length of
+/// a 1024-bit prime).
+#[test]
+fn own_primes_are_checked_too() {
+    let sk = PrivateKey::generate_insecure_for_tests(2048);
+    let again = PrivateKey::from_own_primes(sk.q().clone(), sk.p().clone()).unwrap();
+    assert_eq!(again, sk);
+    assert!(PrivateKey::from_own_primes(sk.p().clone(), sk.p().clone()).is_err());
+    assert!(PrivateKey::from_own_primes(sk.p().clone(), sk.p() >> 1u32).is_err());
+    let semiprime = PrivateKey::generate_insecure_for_tests(1024)
+        .public_key()
+        .n()
+        .clone();
+    assert_eq!(semiprime.bits(), sk.p().bits());
+    assert!(matches!(
+        PrivateKey::from_own_primes(sk.p().clone(), semiprime.clone()),
+        Err(paillier::Error::InvalidPrivateKey("p or q is not prime"))
+    ));
+    assert!(PrivateKey::from_primes(sk.p().clone(), semiprime).is_err());
+}
+
 #[test]
 fn big_integers_in_json_never_pass_through_floats() {
     let digits = "1".repeat(600);

@@ -2,16 +2,26 @@
 //!
 //! - [`connect`] names the connection after the role, host and pid (shown in the management UI),
 //!   retries a bounded number of times ([`Retry::Bounded`]: producer and consumer fail fast on an
-//!   unreachable broker) or for ever ([`Retry::Forever`]: workers), and turns on lapin's automatic
-//!   recovery for long-lived connections.
+//!   unreachable broker), for a bounded time ([`Retry::Within`]: getting a lost connection back),
+//!   or for ever ([`Retry::Forever`]: a worker's first connection).
 //! - [`ConfirmedPublisher`] publishes on a confirm-mode channel, awaits every confirm, republishes
-//!   what the broker nacked, and treats a returned (unroutable) message as an error.
+//!   what the broker nacked, and treats a returned (unroutable) message as an error;
+//!   [`ConfirmedPublisher::publish_pending`] tells the caller which messages are still
+//!   unconfirmed when the connection is lost, so that it republishes exactly those on a new one.
+//! - [`is_connection_loss`] / [`caused_by_connection_loss`] tell a lost connection (worth
+//!   reconnecting for) from a refusal (worth reporting).
+//!
+//! The binaries do not use lapin's automatic recovery: it is silent (no log says the connection
+//! was lost or how long it took to come back), and deliveries received before a recovery can no
+//! longer be acked. Each binary instead rebuilds its connection, channels and consumers itself,
+//! logs the loss (`warn`) and the recovery with its duration (`info`), and gives up after
+//! `broker.reconnect_timeout`.
 //!
 //! Consuming and publishing use separate connections: while the broker blocks a publishing
 //! connection (memory or disk alarm) lapin writes nothing on it, acks included.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
@@ -73,8 +83,48 @@ pub enum BrokerError {
 pub enum Retry {
     /// At most this many attempts, delays doubling from `retry_delay`.
     Bounded(u32),
+    /// Until it works or this much time has passed (delays doubling up to 5 s, so that a broker
+    /// back after an outage is found within seconds).
+    Within(Duration),
     /// Until it works (delays doubling up to 30 s).
     Forever,
+}
+
+/// Whether `err` means the connection (or its channel) is gone, so that reconnecting and doing
+/// the same again can succeed: I/O errors, missed heartbeats, the broker closing the connection
+/// (e.g. `CONNECTION_FORCED` on shutdown), and operations on channels or connections already
+/// closed by such a failure. A channel-level refusal (`NOT_FOUND`, `PRECONDITION_FAILED`,
+/// `ACCESS_REFUSED`) is not: doing it again would fail the same way.
+pub fn is_connection_loss(err: &lapin::Error) -> bool {
+    use lapin::ErrorKind;
+    match err.kind() {
+        ErrorKind::IOError(_)
+        | ErrorKind::MissingHeartbeatError
+        | ErrorKind::InvalidChannel(_)
+        | ErrorKind::InvalidChannelState(..)
+        | ErrorKind::InvalidConnectionState(_) => true,
+        ErrorKind::ProtocolError(_) => err.is_amqp_hard_error(),
+        _ => false,
+    }
+}
+
+/// Whether `err` or any error in its source chain is a connection loss ([`is_connection_loss`]).
+pub fn caused_by_connection_loss(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(lapin) = e.downcast_ref::<lapin::Error>()
+            && is_connection_loss(lapin)
+        {
+            return true;
+        }
+        if let Some(BrokerError::Channel { source, .. }) = e.downcast_ref::<BrokerError>()
+            && is_connection_loss(source)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// `url` with the password replaced, for messages and logs.
@@ -112,7 +162,8 @@ pub fn connection_name(settings: &BrokerSettings, role: &str) -> String {
 
 /// Connects as `role` (e.g. "worker-consume", "producer"). With `recover`, lapin re-establishes
 /// the connection, its channels, QoS, confirm mode, declared topology and consumers by itself
-/// after a network failure or a broker restart.
+/// after a network failure or a broker restart (the binaries pass `false` and reconnect
+/// themselves: see the module documentation).
 pub async fn connect(
     settings: &BrokerSettings,
     role: &str,
@@ -122,6 +173,11 @@ pub async fn connect(
     let name = connection_name(settings, role);
     let mut delay = settings.retry_delay;
     let mut attempt = 0u32;
+    let started = Instant::now();
+    let max_delay = match retry {
+        Retry::Forever => Duration::from_secs(30),
+        _ => Duration::from_secs(5),
+    };
     loop {
         attempt += 1;
         let mut props = ConnectionProperties::default().with_connection_name(name.clone().into());
@@ -149,6 +205,7 @@ pub async fn connect(
         };
         let give_up = match retry {
             Retry::Bounded(max) => attempt >= max,
+            Retry::Within(limit) => started.elapsed() + delay >= limit,
             Retry::Forever => false,
         };
         if give_up {
@@ -160,7 +217,7 @@ pub async fn connect(
         }
         warn!(attempt, %reason, retry_in = ?delay, "broker not reachable, retrying");
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
+        delay = (delay * 2).min(max_delay);
     }
 }
 
@@ -178,7 +235,8 @@ pub struct Outgoing {
 }
 
 /// Publishes on a confirm-mode channel and reports success only once the broker has taken
-/// responsibility for every message (`basic.ack` without a return).
+/// responsibility for every message (`basic.ack` without a return). Cloning shares the channel.
+#[derive(Clone)]
 pub struct ConfirmedPublisher {
     channel: Channel,
     max_attempts: u32,
@@ -218,19 +276,37 @@ impl ConfirmedPublisher {
     }
 
     /// Publishes all `messages` (pipelined: all sent, then all confirms awaited), republishes the
-    /// ones nacked or lost with a broken channel (after lapin's recovery, when it is on), and
-    /// fails if any came back unroutable. The broker may hold duplicates of republished messages:
-    /// receivers deduplicate by id.
+    /// ones nacked, and fails if any came back unroutable or the channel broke. The broker may
+    /// hold duplicates of republished messages: receivers deduplicate by id.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), BrokerError> {
         let mut pending: Vec<usize> = (0..messages.len()).collect();
+        self.publish_pending(messages, &mut pending).await
+    }
+
+    /// Publishes `messages[i]` for every `i` in `pending` and removes each index from `pending`
+    /// once the broker confirmed it. On error, `pending` holds exactly the messages without a
+    /// confirm: after a connection loss ([`caused_by_connection_loss`]) the caller republishes
+    /// those on a new connection (the broker may have taken some whose confirm was lost with
+    /// the connection: at-least-once, receivers deduplicate by id). Nacked messages are
+    /// republished here, a few times; with lapin's recovery on, a broken channel is waited for.
+    pub async fn publish_pending(
+        &self,
+        messages: &[Outgoing],
+        pending: &mut Vec<usize>,
+    ) -> Result<(), BrokerError> {
         let mut attempt = 0;
         while !pending.is_empty() {
             attempt += 1;
             let mut confirms = Vec::with_capacity(pending.len());
             let mut failed = Vec::new();
             let mut channel_error = None;
-            for &i in &pending {
+            for &i in pending.iter() {
                 let m = &messages[i];
+                if channel_error.is_some() {
+                    // The channel is broken: the rest cannot go out on it either.
+                    failed.push(i);
+                    continue;
+                }
                 let result = self
                     .channel
                     .basic_publish(
@@ -273,6 +349,8 @@ impl ConfirmedPublisher {
                     }
                 }
             }
+            failed.sort_unstable();
+            *pending = failed;
             if let Some((example, reply)) = returned.first() {
                 let ids: HashSet<_> = returned.iter().map(|(id, _)| id).collect();
                 return Err(BrokerError::Returned {
@@ -281,39 +359,39 @@ impl ConfirmedPublisher {
                     example: example.clone(),
                 });
             }
-            if failed.is_empty() {
+            if pending.is_empty() {
                 break;
             }
-            if attempt >= self.max_attempts {
-                return Err(match channel_error {
-                    Some(source) => BrokerError::Channel {
-                        context: "publishing",
-                        source,
-                    },
-                    None => BrokerError::Nacked {
-                        count: failed.len(),
-                        attempts: attempt,
-                    },
-                });
-            }
             if let Some(err) = channel_error {
-                warn!(error = %err, count = failed.len(), "publishing failed, waiting for the channel to recover");
+                if attempt >= self.max_attempts || !is_connection_loss(&err) {
+                    return Err(BrokerError::Channel {
+                        context: "publishing",
+                        source: err,
+                    });
+                }
+                // Only a connection with lapin's recovery on comes back by itself; otherwise
+                // this returns the error at once and the caller reconnects.
+                debug!(error = %err, count = pending.len(), "publishing failed, waiting for the channel to recover");
                 self.channel
                     .wait_for_recovery(err)
                     .await
                     .map_err(|source| BrokerError::Channel {
-                        context: "publishing (channel not recoverable)",
+                        context: "publishing",
                         source,
                     })?;
             } else {
+                if attempt >= self.max_attempts {
+                    return Err(BrokerError::Nacked {
+                        count: pending.len(),
+                        attempts: attempt,
+                    });
+                }
                 warn!(
-                    count = failed.len(),
+                    count = pending.len(),
                     attempt, "broker nacked messages, republishing"
                 );
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
             }
-            failed.sort_unstable();
-            pending = failed;
         }
         debug!(count = messages.len(), "published and confirmed");
         Ok(())

@@ -1,21 +1,31 @@
 //! The participant side: checking and encrypting readings, submitting them, and reading results
 //! from the participant's reply queue. Used by the `producer` and `consumer` binaries and by
 //! tests; bulk enrollment and collection build on the same pieces.
+//!
+//! A [`Client`] survives a lost connection (broker restart, network failure): [`Client::submit`]
+//! and [`Client::publish_all`] reconnect and republish what the broker had not confirmed, a
+//! [`ResultStream`] reconnects and consumes again (unacked results are redelivered by the
+//! broker; [`Received::duplicate`] marks the ones already seen). Other operations report the
+//! loss ([`ClientError::is_connection_loss`]) and the caller decides to [`Client::reconnect`] and
+//! retry. Reconnecting gives up after `broker.reconnect_timeout`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,
+};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, Consumer};
 use paillier::PrivateKey;
 use thiserror::Error;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::broker::{self, BrokerError, ConfirmedPublisher, Outgoing, Retry};
-use crate::config::Settings;
+use crate::config::{BrokerSettings, Settings};
 use crate::messages::{MessageType, Properties, ResultMessage, SubmissionWire, properties};
 use crate::participant::ParticipantId;
 use crate::study::Study;
@@ -55,6 +65,13 @@ pub enum ClientError {
     /// Topology declaration failure.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+}
+
+impl ClientError {
+    /// Whether the error is a lost connection: reconnecting and retrying can succeed.
+    pub fn is_connection_loss(&self) -> bool {
+        broker::caused_by_connection_loss(self)
+    }
 }
 
 /// Parses `METRIC=VALUE`.
@@ -112,33 +129,162 @@ pub fn encrypt_submission(
     Ok(SubmissionWire::encrypt(&id, participant, key, readings)?)
 }
 
-/// A connection to the broker for a participant-side program, with the topology declared.
+/// Reconnects one operation may go through before its error is returned (a broker that keeps
+/// dropping connections is a failure, not a loss to wait out).
+const MAX_RECONNECTS: u32 = 5;
+
+/// Pause before trying again when a new connection is lost while it is being set up.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A connection to the broker for a participant-side program, with the topology declared; it
+/// replaces its connection when the old one is lost (see the module documentation).
 pub struct Client {
-    conn: Connection,
-    publisher: ConfirmedPublisher,
+    link: Mutex<Link>,
+    /// Held while reconnecting, so that callers noticing the same loss reconnect once.
+    reconnecting: tokio::sync::Mutex<()>,
+    broker: BrokerSettings,
+    role: String,
     topology: Topology,
     app_id: String,
+}
+
+/// The connection of the moment and its publishing channel. `generation` counts reconnects, so
+/// that several callers noticing the same loss reconnect once.
+#[derive(Clone)]
+struct Link {
+    conn: Arc<Connection>,
+    publisher: ConfirmedPublisher,
+    generation: u64,
 }
 
 impl Client {
     /// Connects (failing fast when the broker is unreachable) and declares the shared topology.
     pub async fn connect(settings: &Settings, role: &str) -> Result<Self, ClientError> {
-        let conn = broker::connect(
+        let topology = Topology::new(&settings.topology, &settings.reply_queues);
+        let link = Self::open(
             &settings.broker,
             role,
+            &topology,
             Retry::Bounded(settings.broker.connect_attempts),
-            false,
+            0,
         )
         .await?;
-        let publisher = ConfirmedPublisher::new(&conn).await?;
-        let topology = Topology::new(&settings.topology, &settings.reply_queues);
-        topology.declare(publisher.channel()).await?;
         Ok(Client {
-            conn,
-            publisher,
+            link: Mutex::new(link),
+            reconnecting: tokio::sync::Mutex::new(()),
+            broker: settings.broker.clone(),
+            role: role.to_owned(),
             topology,
             app_id: role.to_owned(),
         })
+    }
+
+    async fn open(
+        broker: &BrokerSettings,
+        role: &str,
+        topology: &Topology,
+        retry: Retry,
+        generation: u64,
+    ) -> Result<Link, ClientError> {
+        let conn = broker::connect(broker, role, retry, false).await?;
+        let publisher = ConfirmedPublisher::new(&conn).await?;
+        topology.declare(publisher.channel()).await?;
+        Ok(Link {
+            conn: Arc::new(conn),
+            publisher,
+            generation,
+        })
+    }
+
+    fn link(&self) -> Link {
+        self.link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces a lost connection: connects again (for at most `broker.reconnect_timeout`) and
+    /// declares the topology again. Logs the loss and how long the recovery took; a failure to
+    /// reconnect in time is an error.
+    pub async fn reconnect(&self, cause: &ClientError) -> Result<(), ClientError> {
+        let lost = self.link();
+        self.reconnect_from(lost.generation, cause).await
+    }
+
+    async fn reconnect_from(
+        &self,
+        generation: u64,
+        cause: &ClientError,
+    ) -> Result<(), ClientError> {
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if self.link().generation != generation {
+            return Ok(()); // someone else reconnected since this link failed
+        }
+        let started = Instant::now();
+        warn!(role = self.role, error = %cause, limit = ?self.broker.reconnect_timeout, "connection to the broker lost; reconnecting");
+        let link = loop {
+            let left = self
+                .broker
+                .reconnect_timeout
+                .saturating_sub(started.elapsed());
+            let opened = Self::open(
+                &self.broker,
+                &self.role,
+                &self.topology,
+                Retry::Within(left),
+                generation + 1,
+            )
+            .await;
+            match opened {
+                Ok(link) => break link,
+                // Connected, then lost again while declaring (a broker still starting up).
+                Err(err)
+                    if err.is_connection_loss()
+                        && started.elapsed() + RETRY_PAUSE < self.broker.reconnect_timeout =>
+                {
+                    debug!(error = %err, "lost the new connection at once; trying again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(err) => {
+                    warn!(role = self.role, error = %err, "could not reconnect to the broker");
+                    return Err(err);
+                }
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self.link.lock().unwrap_or_else(PoisonError::into_inner),
+            link,
+        );
+        let _ = old
+            .conn
+            .close(200, "replaced after a connection loss".into())
+            .await;
+        info!(
+            role = self.role,
+            after_ms = started.elapsed().as_millis() as u64,
+            "reconnected to the broker"
+        );
+        Ok(())
+    }
+
+    /// Runs `op` on the current link; after a connection loss, reconnects and runs it again.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Link) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut reconnects = 0;
+        loop {
+            let link = self.link();
+            let generation = link.generation;
+            match op(link).await {
+                Err(err) if err.is_connection_loss() && reconnects < MAX_RECONNECTS => {
+                    reconnects += 1;
+                    self.reconnect_from(generation, &err).await?
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The resolved topology.
@@ -146,20 +292,55 @@ impl Client {
         &self.topology
     }
 
-    /// The connection (e.g. to open a consuming channel).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The connection of the moment (e.g. to open a consuming channel). After
+    /// [`Client::reconnect`], ask again.
+    pub fn connection(&self) -> Arc<Connection> {
+        self.link().conn
     }
 
-    /// Declares (idempotently) the participant's reply queue; returns its name.
+    /// Declares (idempotently) the participant's reply queue; returns its name. Reconnects when
+    /// the connection was lost.
     pub async fn declare_reply_queue(
         &self,
         participant: &ParticipantId,
     ) -> Result<String, ClientError> {
-        Ok(self
-            .topology
-            .declare_reply_queue(self.publisher.channel(), participant)
-            .await?)
+        self.retrying(|link| async move {
+            Ok(self
+                .topology
+                .declare_reply_queue(link.publisher.channel(), participant)
+                .await?)
+        })
+        .await
+    }
+
+    /// Messages ready in an existing `queue` (a passive declare). Reconnects when the connection
+    /// was lost.
+    pub async fn message_count(&self, queue: &str) -> Result<u32, ClientError> {
+        let name = ShortString::try_new(queue.to_owned())
+            .map_err(|_| BrokerError::NameTooLong(queue.to_owned()))?;
+        self.retrying(|link| {
+            let name = name.clone();
+            async move {
+                let declared = link
+                    .publisher
+                    .channel()
+                    .queue_declare(
+                        name,
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..QueueDeclareOptions::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|source| BrokerError::Channel {
+                        context: "counting the messages of a queue",
+                        source,
+                    })?;
+                Ok(declared.message_count())
+            }
+        })
+        .await
     }
 
     /// The message that carries `submission`, replying to `reply_to`.
@@ -179,14 +360,16 @@ impl Client {
         }
     }
 
-    /// Declares the reply queue, publishes `submission` and waits for the broker's confirm.
+    /// Declares the reply queue, publishes `submission` and waits for the broker's confirm
+    /// (republishing on a new connection if the old one was lost before the confirm).
     pub async fn submit(&self, submission: &SubmissionWire) -> Result<(), ClientError> {
         let participant = ParticipantId::new(&submission.participant)
             .map_err(|e| ClientError::ReadingSyntax(e.to_string()))?;
         let reply_to = self.declare_reply_queue(&participant).await?;
-        self.publisher
-            .publish(self.submission_message(submission, &reply_to))
-            .await?;
+        self.publish_all(std::slice::from_ref(
+            &self.submission_message(submission, &reply_to),
+        ))
+        .await?;
         debug!(
             submission_id = submission.submission_id,
             reply_to, "submission confirmed"
@@ -194,55 +377,102 @@ impl Client {
         Ok(())
     }
 
-    /// Publishes prepared messages with confirms.
+    /// Publishes prepared messages with confirms. After a connection loss it reconnects and
+    /// republishes exactly the messages not yet confirmed (at-least-once: one whose confirm was
+    /// lost with the connection may reach the broker twice; receivers deduplicate by id).
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), ClientError> {
-        Ok(self.publisher.publish_all(messages).await?)
+        let mut pending: Vec<usize> = (0..messages.len()).collect();
+        let mut reconnects = 0;
+        loop {
+            let link = self.link();
+            match link.publisher.publish_pending(messages, &mut pending).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    let err = ClientError::from(err);
+                    if !err.is_connection_loss() || reconnects >= MAX_RECONNECTS {
+                        return Err(err);
+                    }
+                    reconnects += 1;
+                    warn!(
+                        unconfirmed = pending.len(),
+                        "publishing interrupted; republishing the unconfirmed messages after reconnecting"
+                    );
+                    self.reconnect_from(link.generation, &err).await?;
+                }
+            }
+        }
     }
 
-    /// Starts consuming a participant's reply queue (declaring it first).
+    /// Starts consuming a participant's reply queue (declaring it first). The stream reconnects
+    /// by itself after a connection loss.
     pub async fn results(
         &self,
         participant: &ParticipantId,
         prefetch: u16,
-    ) -> Result<ResultStream, ClientError> {
+    ) -> Result<ResultStream<'_>, ClientError> {
         let queue = self.declare_reply_queue(participant).await?;
-        let err = |context| move |source| BrokerError::Channel { context, source };
-        let channel = self
-            .conn
-            .create_channel()
-            .await
-            .map_err(err("opening the reply channel"))?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(err("setting the prefetch window"))?;
-        let tag = format!(
-            "consumer-{}-{}-{}",
-            participant,
-            broker::host_name(),
-            std::process::id()
-        );
-        let consumer = channel
-            .basic_consume(
-                ShortString::try_new(queue.clone())
-                    .map_err(|_| BrokerError::NameTooLong(queue.clone()))?,
-                ShortString::try_new(tag.clone()).unwrap_or_else(|_| "".into()),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(err("consuming the reply queue"))?;
+        let (channel, consumer, generation) = self
+            .retrying(|link| {
+                let queue = queue.clone();
+                async move {
+                    let (channel, consumer) =
+                        consume(&link.conn, participant, &queue, prefetch).await?;
+                    Ok((channel, consumer, link.generation))
+                }
+            })
+            .await?;
         Ok(ResultStream {
+            client: self,
+            participant: participant.clone(),
+            queue,
+            prefetch,
             channel,
             consumer,
+            generation,
             seen: HashSet::new(),
         })
     }
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        let _ = self.conn.close(200, "done".into()).await;
+        let link = self.link();
+        let _ = link.conn.close(200, "done".into()).await;
     }
+}
+
+/// Opens a channel with the prefetch window and consumes `queue` on it.
+async fn consume(
+    conn: &Connection,
+    participant: &ParticipantId,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(Channel, Consumer), ClientError> {
+    let err = |context| move |source| BrokerError::Channel { context, source };
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(err("opening the reply channel"))?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await
+        .map_err(err("setting the prefetch window"))?;
+    let tag = format!(
+        "consumer-{}-{}-{}",
+        participant,
+        broker::host_name(),
+        std::process::id()
+    );
+    let consumer = channel
+        .basic_consume(
+            ShortString::try_new(queue.to_owned())
+                .map_err(|_| BrokerError::NameTooLong(queue.to_owned()))?,
+            ShortString::try_new(tag).unwrap_or_else(|_| "".into()),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err("consuming the reply queue"))?;
+    Ok((channel, consumer))
 }
 
 /// A result taken from a reply queue, not yet acknowledged.
@@ -255,24 +485,67 @@ pub struct Received {
     pub duplicate: bool,
 }
 
-/// Results arriving on a participant's reply queue.
-pub struct ResultStream {
+/// How often a waiting [`ResultStream`] checks that its channel is still alive.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
+
+/// Results arriving on a participant's reply queue. After a connection loss it reconnects (via
+/// its [`Client`]) and consumes again; the broker redelivers what was not acked.
+pub struct ResultStream<'c> {
+    client: &'c Client,
+    participant: ParticipantId,
+    queue: String,
+    prefetch: u16,
     channel: Channel,
     consumer: Consumer,
+    generation: u64,
     seen: HashSet<String>,
 }
 
-impl ResultStream {
+impl ResultStream<'_> {
     /// The next result, or `None` when nothing arrived for `idle` (or the consumer ended).
     pub async fn next(&mut self, idle: Duration) -> Result<Option<Received>, ClientError> {
-        let item = match tokio::time::timeout(idle, self.consumer.next()).await {
-            Err(_) | Ok(None) => return Ok(None),
-            Ok(Some(item)) => item,
+        let mut resumed = 0;
+        let delivery = loop {
+            let deadline = tokio::time::Instant::now() + idle;
+            // A consumer whose connection died does not always end its stream: look every
+            // second while waiting.
+            let item = loop {
+                let step = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(LIVENESS_CHECK);
+                match tokio::time::timeout(step, self.consumer.next()).await {
+                    Ok(item) => break item,
+                    // The channel died under a silent consumer: handled like an ended stream.
+                    Err(_) if !self.channel.status().connected() => break None,
+                    Err(_) if tokio::time::Instant::now() >= deadline => return Ok(None),
+                    Err(_) => {}
+                }
+            };
+            let lost = match item {
+                Some(Ok(delivery)) => break delivery,
+                Some(Err(source)) => ClientError::from(BrokerError::Channel {
+                    context: "reading results",
+                    source,
+                }),
+                // The consumer ended without our asking: a lost connection ends it too.
+                None if !self.channel.status().connected() => {
+                    ClientError::from(BrokerError::Channel {
+                        context: "reading results",
+                        source: lapin::ErrorKind::InvalidChannelState(
+                            lapin::ChannelState::Closed,
+                            "consumer ended",
+                        )
+                        .into(),
+                    })
+                }
+                None => return Ok(None),
+            };
+            if !lost.is_connection_loss() || resumed >= MAX_RECONNECTS {
+                return Err(lost);
+            }
+            resumed += 1;
+            self.resume(&lost).await?;
         };
-        let delivery = item.map_err(|source| BrokerError::Channel {
-            context: "reading results",
-            source,
-        })?;
         let result =
             serde_json::from_slice::<ResultMessage>(&delivery.data).map_err(|e| e.to_string());
         let duplicate = match &result {
@@ -286,40 +559,66 @@ impl ResultStream {
         }))
     }
 
-    /// Acknowledges a received result (after it was shown or stored). `false`: the channel was
-    /// re-established since, and the broker will deliver the result again.
-    pub async fn ack(&self, received: &Received) -> Result<bool, ClientError> {
-        received
-            .delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(|source| {
-                BrokerError::Channel {
-                    context: "acknowledging a result",
-                    source,
+    /// Reconnects (unless another user of the client already did) and consumes again.
+    async fn resume(&mut self, cause: &ClientError) -> Result<(), ClientError> {
+        self.client.reconnect_from(self.generation, cause).await?;
+        let participant = self.participant.clone();
+        let queue = self.queue.clone();
+        let prefetch = self.prefetch;
+        let (channel, consumer, generation) = self
+            .client
+            .retrying(|link| {
+                let (participant, queue) = (participant.clone(), queue.clone());
+                async move {
+                    let (channel, consumer) =
+                        consume(&link.conn, &participant, &queue, prefetch).await?;
+                    Ok((channel, consumer, link.generation))
                 }
-                .into()
             })
+            .await?;
+        self.channel = channel;
+        self.consumer = consumer;
+        self.generation = generation;
+        info!(queue = self.queue, "consuming results again");
+        Ok(())
+    }
+
+    /// Acknowledges a received result (after it was shown or stored). `false`: the result came
+    /// on a connection lost since, and the broker will deliver it again (marked duplicate).
+    pub async fn ack(&self, received: &Received) -> Result<bool, ClientError> {
+        settled(
+            received.delivery.ack(BasicAckOptions::default()).await,
+            "acknowledging a result",
+        )
     }
 
     /// Drops an unreadable message (it would otherwise come back for ever).
     pub async fn discard(&self, received: &Received) -> Result<bool, ClientError> {
-        received
-            .delivery
-            .reject(BasicRejectOptions { requeue: false })
-            .await
-            .map_err(|source| {
-                BrokerError::Channel {
-                    context: "discarding a message",
-                    source,
-                }
-                .into()
-            })
+        settled(
+            received
+                .delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await,
+            "discarding a message",
+        )
     }
 
     /// Stops consuming.
     pub async fn close(self) {
         let _ = self.channel.close(200, "done".into()).await;
+    }
+}
+
+/// A settlement on a lost connection is not an error: the broker requeued the message when the
+/// connection died, and redelivers it.
+fn settled(outcome: lapin::Result<bool>, context: &'static str) -> Result<bool, ClientError> {
+    match outcome {
+        Ok(done) => Ok(done),
+        Err(err) if broker::is_connection_loss(&err) => {
+            debug!(error = %err, "{context}: the connection was lost; the broker redelivers it");
+            Ok(false)
+        }
+        Err(source) => Err(BrokerError::Channel { context, source }.into()),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Where participant keys are kept.
     pub key_store: KeyStoreSettings,
+    /// Participant-side defaults (key size of `producer keygen` / `enroll`).
+    pub participant: ParticipantSettings,
     /// The study: metrics and computed outputs.
     pub study: Study,
 }
@@ -76,6 +78,14 @@ pub struct BrokerSettings {
     /// Delay before the first retry (doubling after each failure).
     #[serde(with = "duration")]
     pub retry_delay: Duration,
+    /// After a connection is lost mid-run (broker restart, network failure), how long producer,
+    /// consumer and worker keep trying to get it back before they exit with an error.
+    #[serde(with = "duration", default = "default_reconnect_timeout")]
+    pub reconnect_timeout: Duration,
+}
+
+fn default_reconnect_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 /// Names of exchanges and queues (before the prefix is applied) and queue arguments.
@@ -131,12 +141,21 @@ pub struct WorkerSettings {
     pub threads: usize,
     /// Re-randomise result ciphertexts before publishing them.
     pub obfuscate_results: bool,
+    /// Pack a submission's outputs into as few ciphertexts as fit (result format 2); false
+    /// sends one ciphertext per output (format 1).
+    pub pack_results: bool,
     /// Longest time to finish the deliveries in hand after SIGINT/SIGTERM.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
 }
 
-/// Bounds on untrusted input, checked before any expensive work.
+/// Smallest `limits.key_bits_min` the configuration accepts (only tests go below 2048).
+pub const MIN_KEY_BITS: u64 = 128;
+
+/// Bounds on untrusted input, checked before any expensive work: the body size before the body
+/// is parsed, the number of readings and the key size before any big-number arithmetic (the key
+/// size is checked on the bit length of n, before trial division or n² is computed; a modulus
+/// longer than [`paillier::json::MAX_DECIMAL_DIGITS`] digits is refused while it is read).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -144,10 +163,29 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most readings in one submission, over all metrics.
     pub max_readings: usize,
-    /// Smallest accepted public key (bits).
+    /// Smallest accepted public key (bits); at least [`MIN_KEY_BITS`].
     pub key_bits_min: u64,
-    /// Largest accepted public key (bits).
+    /// Largest accepted public key (bits); at most [`paillier::json::MAX_KEY_BITS`].
     pub key_bits_max: u64,
+    /// Largest difference between the highest and the lowest exponent of the readings in one
+    /// submission. Adding readings of different exponents lowers one of them, an exponentiation
+    /// by 16^difference: without this bound a series alternating between far-apart exponents
+    /// costs one full-length exponentiation per reading (a 250 KB body took 18 s instead of
+    /// 1.3 s at 4096 bits). python-paillier's float encodings of one series differ by a few
+    /// units.
+    pub max_exponent_spread: u32,
+    /// Assumed bound on fresh readings: |mantissa| < 2^reading_mantissa_bits. Result packing
+    /// derives every slot's width from it (see [`crate::packing`]).
+    pub reading_mantissa_bits: u32,
+}
+
+/// Participant-side defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantSettings {
+    /// Modulus length of keys `producer keygen` and `producer enroll` create when `--bits` is
+    /// not given: one of [`paillier::GENERATED_KEY_BITS`].
+    pub key_bits: u64,
 }
 
 /// Key store location.
@@ -230,6 +268,9 @@ impl Settings {
         if self.broker.connect_attempts == 0 {
             return invalid("broker.connect_attempts", "must be at least 1");
         }
+        if self.broker.reconnect_timeout.is_zero() {
+            return invalid("broker.reconnect_timeout", "must be longer than 0s");
+        }
         if self.topology.delivery_limit < 1 {
             return invalid(
                 "topology.delivery_limit",
@@ -241,6 +282,31 @@ impl Settings {
         }
         if self.worker.batch_size == 0 {
             return invalid("worker.batch_size", "must be at least 1");
+        }
+        if self.limits.max_body_bytes == 0 {
+            return invalid("limits.max_body_bytes", "must be at least 1");
+        }
+        if self.limits.max_readings == 0 {
+            return invalid("limits.max_readings", "must be at least 1");
+        }
+        if self.limits.key_bits_min < MIN_KEY_BITS {
+            // A modulus of a few bits is no key, and n = 1 would reach arithmetic that assumes n > 1.
+            return invalid(
+                "limits.key_bits_min",
+                "must be at least 128 (and 2048 or more outside tests)",
+            );
+        }
+        if self.limits.key_bits_max > paillier::json::MAX_KEY_BITS {
+            return invalid(
+                "limits.key_bits_max",
+                "must be at most 8192: larger ciphertexts exceed what the JSON number reader accepts",
+            );
+        }
+        if !(1..=1024).contains(&self.limits.reading_mantissa_bits) {
+            return invalid("limits.reading_mantissa_bits", "must be between 1 and 1024");
+        }
+        if !paillier::GENERATED_KEY_BITS.contains(&self.participant.key_bits) {
+            return invalid("participant.key_bits", "must be 2048, 3072 or 4096");
         }
         if self.limits.key_bits_min > self.limits.key_bits_max {
             return invalid("limits.key_bits_min", "is larger than limits.key_bits_max");
@@ -316,6 +382,9 @@ mod tests {
         assert_eq!(s.topology.work_queue, "readings.work");
         assert_eq!(s.topology.results_exchange, "results");
         assert!(s.worker.obfuscate_results);
+        assert!(s.worker.pack_results);
+        assert_eq!(s.limits.reading_mantissa_bits, 64);
+        assert_eq!(s.participant.key_bits, 3072);
         assert_eq!(s.worker.batch_max_wait, Duration::from_millis(20));
         assert!(s.reply_queues.expires.is_none());
         assert_eq!(s.study.metrics.len(), 2);
@@ -347,6 +416,35 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("topology.delivery_limit"), "{err}");
+    }
+
+    #[test]
+    fn limits_outside_what_the_worker_can_enforce_are_refused() {
+        let load = |key: &str, value: &str| {
+            Settings::load(&LoadOptions {
+                ignore_environment: true,
+                overrides: vec![(key.into(), value.into())],
+                ..LoadOptions::default()
+            })
+        };
+        for (key, value) in [
+            ("limits.max_body_bytes", "0"),
+            ("limits.max_readings", "0"),
+            ("limits.key_bits_min", "1"),
+            ("limits.key_bits_min", "127"),
+            ("limits.key_bits_max", "8193"),
+            ("limits.key_bits_min", "8193"),
+        ] {
+            let err = load(key, value).expect_err(&format!("{key} = {value} accepted"));
+            assert!(
+                err.to_string().contains("limits.key_bits") || err.to_string().contains(key),
+                "{key}: {err}"
+            );
+        }
+        let s = load("limits.key_bits_min", "128").unwrap();
+        assert_eq!(s.limits.key_bits_min, MIN_KEY_BITS);
+        let s = load("limits.key_bits_max", "8192").unwrap();
+        assert_eq!(s.limits.key_bits_max, paillier::json::MAX_KEY_BITS);
     }
 
     #[test]

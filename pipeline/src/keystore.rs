@@ -5,6 +5,11 @@
 //!   on load (like ssh does with private keys).
 //! - `<id>.pub.json`: the public key, mode 0644.
 //!
+//! A private key is checked on every load (key type, size bounds, p·q = n, p ≠ q, equal
+//! lengths, no small factor, one base-2 Miller–Rabin round per prime: see
+//! `paillier::PrivateKey::from_own_primes`). The full Miller–Rabin rounds are for keys from
+//! elsewhere; here they would cost more than the encryption the key is loaded for.
+//!
 //! Files are written atomically (temporary file in the same directory, fsync, rename), so a crash
 //! never leaves half a key behind, and an existing key is never overwritten.
 
@@ -142,10 +147,13 @@ impl KeyStore {
                 reason: format!("not a python-paillier private key (JWK): {e}"),
             }
         })?;
-        jwk.to_private_key().map_err(|e| KeyStoreError::Invalid {
-            path,
-            reason: e.to_string(),
-        })
+        // One's own stored key: the consistency checks and a cheap primality check (see
+        // `PrivateKey::from_own_primes`); loaded on every encryption and decryption.
+        jwk.to_own_private_key_with_bounds(KeyBounds::default())
+            .map_err(|e| KeyStoreError::Invalid {
+                path,
+                reason: e.to_string(),
+            })
     }
 
     /// Loads a participant's public key.

@@ -20,8 +20,11 @@
 //! - [`config`]: [`config::Settings`], layered from the compiled-in
 //!   `config/default.toml`, a `--config` file, `PIPELINE__*`/`AMQP_URL`/`KEY_STORE` environment
 //!   variables and command-line overrides.
-//! - [`study`]: the study's metrics and outputs (`scale`, `sum`, `mean`, `weighted_sum`), their
+//! - [`study`]: the study's metrics and outputs (`scale`, `sum`, `mean`, `weighted_sum`, `random_scale`), their
 //!   validation, and their evaluation on ciphertexts and, as a reference, on plain numbers.
+//! - [`packing`]: a submission's outputs packed into one plaintext (bounds, layout, Horner
+//!   packing with public operations, checked unpacking), so results cost one re-randomisation
+//!   and one decryption instead of one per output.
 //! - [`messages`]: submissions, results and the original demo's request/reply; strict parsing
 //!   with typed [`InputError`](messages::InputError)s; AMQP properties.
 //! - [`participant`]: [`participant::ParticipantId`], the one user string that
@@ -54,6 +57,7 @@ pub mod journal;
 pub mod keystore;
 pub mod logging;
 pub mod messages;
+pub mod packing;
 pub mod participant;
 pub mod process;
 pub mod progress;

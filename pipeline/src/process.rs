@@ -77,6 +77,7 @@ pub struct Processor {
     limits: Limits,
     topology: Topology,
     obfuscate: bool,
+    pack: bool,
 }
 
 impl Processor {
@@ -87,6 +88,7 @@ impl Processor {
             limits: settings.limits.clone(),
             topology: Topology::new(&settings.topology, &settings.reply_queues),
             obfuscate: settings.worker.obfuscate_results,
+            pack: settings.worker.pack_results,
         }
     }
 
@@ -140,23 +142,36 @@ impl Processor {
                     }
                 };
                 let routing_key = routing_key.expect("a valid submission has a participant");
-                match self.study.evaluate_encrypted(&submission.readings) {
-                    Ok(evaluation) => {
-                        let result = ResultMessage::ok(
-                            &submission.id,
-                            submission.participant.as_str(),
+                let evaluation = self
+                    .study
+                    .evaluate_encrypted(
+                        &submission.readings,
+                        self.limits.reading_mantissa_bits,
+                        &mut rand::rng(),
+                    )
+                    .map_err(|e| e.to_string());
+                let result = evaluation.and_then(|evaluation| {
+                    let (id, participant) = (&submission.id, submission.participant.as_str());
+                    if self.pack {
+                        ResultMessage::ok_packed(id, participant, &evaluation, self.obfuscate)
+                            .map_err(|e| e.to_string())
+                    } else {
+                        Ok(ResultMessage::ok_unpacked(
+                            id,
+                            participant,
                             &evaluation,
                             self.obfuscate,
-                        );
-                        Outcome::Done(Reply {
-                            routing_key,
-                            body: result.to_json(),
-                            kind: MessageType::Result,
-                            correlation_id: submission.id,
-                        })
+                        ))
                     }
-                    Err(err) => {
-                        let reason = err.to_string();
+                });
+                match result {
+                    Ok(result) => Outcome::Done(Reply {
+                        routing_key,
+                        body: result.to_json(),
+                        kind: MessageType::Result,
+                        correlation_id: submission.id,
+                    }),
+                    Err(reason) => {
                         let body = ResultMessage::error(
                             &submission.id,
                             Some(submission.participant.as_str()),
@@ -348,5 +363,42 @@ mod tests {
         assert_eq!(rejected_kind(&outcome), "invalid_participant");
         // No usable reply_to and no valid participant: nobody to answer.
         assert!(matches!(outcome, Outcome::Rejected { reply: None, .. }));
+    }
+
+    #[test]
+    fn packed_results_need_one_ciphertext_and_decrypt_like_unpacked_ones() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let id = ParticipantId::new("p-8").unwrap();
+        let readings = BTreeMap::from([
+            ("glucose".to_owned(), vec![5.4, 6.1]),
+            ("cholesterol".to_owned(), vec![4.2]),
+        ]);
+        let wire = SubmissionWire::encrypt("s-2", &id, &key, &readings).unwrap();
+        let body = serde_json::to_vec(&wire).unwrap();
+        let mut decrypted = Vec::new();
+        for pack in [true, false] {
+            let mut settings = Settings::defaults();
+            settings.worker.pack_results = pack;
+            let Outcome::Done(reply) =
+                Processor::new(&settings).process(&request(body.clone(), None))
+            else {
+                panic!("refused")
+            };
+            let result: ResultMessage = serde_json::from_slice(&reply.body).unwrap();
+            let ciphertexts = if pack {
+                assert_eq!(result.version, crate::messages::RESULT_VERSION_PACKED);
+                result.packed.len()
+            } else {
+                assert_eq!(result.version, crate::messages::RESULT_VERSION_UNPACKED);
+                result.outputs.len()
+            };
+            assert_eq!(ciphertexts, if pack { 1 } else { 6 });
+            decrypted.push(result.decrypt(&key).unwrap());
+        }
+        assert_eq!(decrypted[0], decrypted[1]);
+        let expected = Settings::defaults().study.evaluate_plain(&readings);
+        for (got, want) in decrypted[0].iter().zip(&expected.outputs) {
+            assert!((got.value - want.value).abs() < 1e-9, "{}", got.name);
+        }
     }
 }

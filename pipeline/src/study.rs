@@ -10,10 +10,32 @@
 //! series, so that a participant who measured twice does not count double in a risk score; a
 //! single reading is its own mean. An output whose metrics are absent from a submission is
 //! skipped (and listed as skipped in the result).
+//!
+//! ## Bounds on encrypted values
+//! Every value the worker computes carries a public upper bound on the absolute value of its
+//! encrypted mantissa ([`Bounded`]), which is what lets [`crate::packing`] put several results in
+//! one plaintext. The bounds follow from one assumption on the readings, and from the public
+//! parts of every operation (exponents, series lengths, the encoded constants):
+//! - a fresh reading's mantissa is below 2^`reading_mantissa_bits` in absolute value
+//!   (`[limits] reading_mantissa_bits`, default 64). python-paillier and this project encode an
+//!   f64 with a mantissa below 2^57 (53 significant bits, shifted by at most 3 more to reach
+//!   a multiple of 4), and an integer as itself, so 64 covers every f64 and every i64 reading;
+//! - lowering an exponent by d multiplies the mantissa, hence the bound, by 16^d;
+//! - a sum's bound is the sum of its (aligned) operands' bounds;
+//! - multiplying by an encoded constant multiplies the bound by |the constant's mantissa|
+//!   (for a mean, the constant is the encoding of factor / series length);
+//! - `random_scale` multiplies by its largest factor, never the one drawn, so nothing public
+//!   depends on the secret factor.
+//!
+//! The worker cannot check the assumption (it never sees a mantissa); a submission that breaks
+//! it is detected when the result is unpacked (see [`crate::packing`]).
 
 use std::collections::{BTreeMap, HashSet};
 
-use paillier::EncryptedNumber;
+use num_bigint::BigUint;
+use num_traits::One;
+use paillier::{EncodedNumber, EncryptedNumber};
+use rand::{CryptoRng, RngExt};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -64,7 +86,21 @@ pub enum StudyError {
         /// "factor", "weight" or "offset".
         what: &'static str,
     },
+    /// A `random_scale` range that is empty or includes factors below 1.
+    #[error("output {output:?}: random_scale needs 1 <= min <= max <= {max_allowed}, got {min}..={max}", max_allowed = MAX_RANDOM_FACTOR)]
+    BadRange {
+        /// Output name.
+        output: String,
+        /// Configured smallest factor.
+        min: i64,
+        /// Configured largest factor.
+        max: i64,
+    },
 }
+
+/// Largest factor a `random_scale` output may draw (2^32): a larger one would only widen the
+/// result's bound without making the computation more useful.
+pub const MAX_RANDOM_FACTOR: i64 = 1 << 32;
 
 /// Why an output could not be computed from a submission's ciphertexts.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -136,6 +172,16 @@ pub enum OutputKind {
         /// Added to the sum.
         offset: f64,
     },
+    /// `mean(metric) × r`, r drawn uniformly from `min..=max` (CSPRNG) for every submission and
+    /// output: the original demo's "useful computation" (it used 1..=10).
+    RandomScale {
+        /// Metric scaled.
+        metric: String,
+        /// Smallest factor (at least 1).
+        min: i64,
+        /// Largest factor.
+        max: i64,
+    },
 }
 
 /// An output as written in configuration: one flat table whose `kind` says which of the other
@@ -156,6 +202,10 @@ struct OutputSpec {
     terms: Option<Vec<Term>>,
     #[serde(default)]
     offset: Option<f64>,
+    #[serde(default)]
+    min: Option<i64>,
+    #[serde(default)]
+    max: Option<i64>,
 }
 
 impl TryFrom<OutputSpec> for Output {
@@ -167,9 +217,10 @@ impl TryFrom<OutputSpec> for Output {
             "scale" => &["metric", "factor"],
             "sum" | "mean" => &["metric"],
             "weighted_sum" => &["terms", "offset"],
+            "random_scale" => &["metric", "min", "max"],
             other => {
                 return Err(format!(
-                    "output {name:?}: unknown kind {other:?} (expected scale, sum, mean or weighted_sum)"
+                    "output {name:?}: unknown kind {other:?} (expected scale, sum, mean, weighted_sum or random_scale)"
                 ));
             }
         };
@@ -178,6 +229,8 @@ impl TryFrom<OutputSpec> for Output {
             ("factor", spec.factor.is_some()),
             ("terms", spec.terms.is_some()),
             ("offset", spec.offset.is_some()),
+            ("min", spec.min.is_some()),
+            ("max", spec.max.is_some()),
         ];
         if let Some((key, _)) = present.iter().find(|(k, p)| *p && !allowed.contains(k)) {
             return Err(format!(
@@ -199,6 +252,15 @@ impl TryFrom<OutputSpec> for Output {
             },
             "mean" => OutputKind::Mean {
                 metric: need(spec.metric)?,
+            },
+            "random_scale" => OutputKind::RandomScale {
+                metric: need(spec.metric)?,
+                min: spec
+                    .min
+                    .ok_or(format!("output {name:?}: random_scale needs min"))?,
+                max: spec
+                    .max
+                    .ok_or(format!("output {name:?}: random_scale needs max"))?,
             },
             _ => OutputKind::WeightedSum {
                 terms: spec
@@ -223,6 +285,82 @@ pub struct Term {
     pub metric: String,
     /// Its weight.
     pub weight: f64,
+}
+
+/// An encrypted value with a public upper bound on the absolute value of its mantissa
+/// (`|mantissa| <= bound`), valid as long as the readings met the assumption the bound started
+/// from (see the module documentation). Every operation computes the new bound from public
+/// data only: the operands' bounds and exponents and the encoded constants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounded {
+    /// The ciphertext and its exponent.
+    pub value: EncryptedNumber,
+    /// Upper bound on |mantissa|.
+    pub bound: BigUint,
+}
+
+impl Bounded {
+    /// A fresh reading, whose mantissa is assumed below 2^`bits` in absolute value.
+    pub fn reading(value: EncryptedNumber, bits: u32) -> Self {
+        Bounded {
+            value,
+            bound: (BigUint::one() << bits) - 1u32,
+        }
+    }
+
+    /// `bound · 16^(from - to)`: the bound after an exponent was lowered from `from` to `to`.
+    fn aligned(bound: &BigUint, from: i32, to: i32) -> BigUint {
+        debug_assert!(from >= to);
+        bound << (4 * u64::from((from - to).unsigned_abs()))
+    }
+
+    /// Homomorphic addition; the operand with the larger exponent was scaled by 16^diff.
+    pub fn add(&self, other: &Bounded) -> Result<Bounded, paillier::Error> {
+        let value = self.value.add(&other.value)?;
+        let e = value.exponent();
+        let bound = Self::aligned(&self.bound, self.value.exponent(), e)
+            + Self::aligned(&other.bound, other.value.exponent(), e);
+        Ok(Bounded { value, bound })
+    }
+
+    /// Adds a known plaintext.
+    pub fn add_encoded(&self, constant: &EncodedNumber) -> Result<Bounded, paillier::Error> {
+        let value = self.value.add_encoded(constant)?;
+        let e = value.exponent();
+        let magnitude = mantissa_magnitude(constant)?;
+        let bound = Self::aligned(&self.bound, self.value.exponent(), e)
+            + Self::aligned(&magnitude, constant.exponent(), e);
+        Ok(Bounded { value, bound })
+    }
+
+    /// Multiplies by an encoded constant; the bound grows by |its mantissa|.
+    pub fn mul_encoded(&self, constant: &EncodedNumber) -> Result<Bounded, paillier::Error> {
+        let magnitude = mantissa_magnitude(constant)?;
+        self.mul_encoded_within(constant, &magnitude)
+    }
+
+    /// Multiplies by an encoded constant whose mantissa is at most `limit` in absolute value,
+    /// and takes `limit` (public) rather than the constant (possibly secret) into the bound.
+    fn mul_encoded_within(
+        &self,
+        constant: &EncodedNumber,
+        limit: &BigUint,
+    ) -> Result<Bounded, paillier::Error> {
+        Ok(Bounded {
+            value: self.value.mul_encoded(constant)?,
+            bound: &self.bound * limit,
+        })
+    }
+}
+
+/// |mantissa| of an encoded constant.
+fn mantissa_magnitude(constant: &EncodedNumber) -> Result<BigUint, paillier::Error> {
+    Ok(constant
+        .public_key()
+        .decode(constant)?
+        .mantissa()
+        .magnitude()
+        .clone())
 }
 
 /// An output's value together with its name and unit.
@@ -251,7 +389,8 @@ impl OutputKind {
         match self {
             OutputKind::Scale { metric, .. }
             | OutputKind::Sum { metric }
-            | OutputKind::Mean { metric } => vec![metric.as_str()],
+            | OutputKind::Mean { metric }
+            | OutputKind::RandomScale { metric, .. } => vec![metric.as_str()],
             OutputKind::WeightedSum { terms, .. } => {
                 terms.iter().map(|t| t.metric.as_str()).collect()
             }
@@ -307,6 +446,15 @@ impl Study {
                 OutputKind::Scale { factor, .. } if !factor.is_finite() => {
                     return Err(non_finite("factor"));
                 }
+                OutputKind::RandomScale { min, max, .. }
+                    if !(1 <= *min && min <= max && *max <= MAX_RANDOM_FACTOR) =>
+                {
+                    return Err(StudyError::BadRange {
+                        output: name.clone(),
+                        min: *min,
+                        max: *max,
+                    });
+                }
                 OutputKind::WeightedSum { terms, offset } => {
                     if terms.is_empty() {
                         return Err(StudyError::EmptyTerms(name.clone()));
@@ -346,13 +494,15 @@ impl Study {
         self.metrics.iter().find(|m| m.name == name)
     }
 
-    /// Unit shown for `output`: its own, else (sum, mean, scale) its metric's, else empty.
+    /// Unit shown for `output`: its own, else (sum, mean, random_scale) its metric's, else empty.
     pub fn unit_of(&self, output: &Output) -> String {
         if let Some(unit) = &output.unit {
             return unit.clone();
         }
         match &output.kind {
-            OutputKind::Sum { metric } | OutputKind::Mean { metric } => self
+            OutputKind::Sum { metric }
+            | OutputKind::Mean { metric }
+            | OutputKind::RandomScale { metric, .. } => self
                 .metric(metric)
                 .map(|m| m.unit.clone())
                 .unwrap_or_default(),
@@ -361,7 +511,21 @@ impl Study {
     }
 
     /// Evaluates the study on plain readings: the reference for what the worker computes.
+    /// `random_scale` outputs take their smallest factor `min` here; use
+    /// [`Study::evaluate_plain_with`] to supply the factors the worker drew.
     pub fn evaluate_plain(&self, readings: &BTreeMap<String, Vec<f64>>) -> Evaluation<f64> {
+        self.evaluate_plain_with(readings, |min, _| min)
+    }
+
+    /// [`Study::evaluate_plain`] with the factor of each computed `random_scale` output, in study
+    /// order, taken from `draw(min, max)`: with a generator seeded like the one given to
+    /// [`Study::evaluate_encrypted`], both draw the same factors.
+    pub fn evaluate_plain_with(
+        &self,
+        readings: &BTreeMap<String, Vec<f64>>,
+        draw: impl FnMut(i64, i64) -> i64,
+    ) -> Evaluation<f64> {
+        let mut draw = draw;
         let sum = |metric: &str| -> f64 { readings[metric].iter().sum() };
         let mean = |metric: &str| -> f64 { sum(metric) / readings[metric].len() as f64 };
         self.evaluate_with(
@@ -378,36 +542,47 @@ impl Study {
                                 .map(|t| t.weight * mean(&t.metric))
                                 .sum::<f64>()
                     }
+                    OutputKind::RandomScale { metric, min, max } => {
+                        mean(metric) * draw(*min, *max) as f64
+                    }
                 })
             },
         )
         .expect("plain arithmetic cannot fail")
     }
 
-    /// Evaluates the study on a submission's ciphertexts (all under one key). Each metric's series
-    /// is summed once (ciphertext additions are cheap); every output then costs one scalar
-    /// multiplication per metric it uses (the mean is the sum times 1/len).
-    pub fn evaluate_encrypted(
+    /// Evaluates the study on a submission's ciphertexts (all under one key), tracking a bound
+    /// for every value from the assumption that readings' mantissas are below
+    /// 2^`reading_mantissa_bits`. Each metric's series is summed once (ciphertext additions are
+    /// cheap); every output then costs one scalar multiplication per metric it uses (the mean
+    /// is the sum times the encoding of 1/len). `rng` draws the `random_scale` factors: pass a
+    /// CSPRNG (`rand::rng()`); the factors never leave the worker.
+    pub fn evaluate_encrypted<R: CryptoRng + ?Sized>(
         &self,
         readings: &BTreeMap<String, Vec<EncryptedNumber>>,
-    ) -> Result<Evaluation<EncryptedNumber>, EvaluationError> {
-        let mut sums: BTreeMap<&str, (EncryptedNumber, usize)> = BTreeMap::new();
+        reading_mantissa_bits: u32,
+        rng: &mut R,
+    ) -> Result<Evaluation<Bounded>, EvaluationError> {
+        let mut sums: BTreeMap<&str, (Bounded, usize)> = BTreeMap::new();
         for (metric, series) in readings {
             let mut iter = series.iter();
             let Some(first) = iter.next() else { continue };
-            let mut total = first.clone();
+            let mut total = Bounded::reading(first.clone(), reading_mantissa_bits);
             for next in iter {
-                total = total.add(next).map_err(|source| EvaluationError {
-                    output: format!("(sum of {metric})"),
-                    source,
-                })?;
+                total = total
+                    .add(&Bounded::reading(next.clone(), reading_mantissa_bits))
+                    .map_err(|source| EvaluationError {
+                        output: format!("(sum of {metric})"),
+                        source,
+                    })?;
             }
             sums.insert(metric.as_str(), (total, series.len()));
         }
         // Multiplying by the weight divided by the series length gives weight × mean in one step.
-        let scaled = |metric: &str, factor: f64| -> Result<EncryptedNumber, paillier::Error> {
+        let scaled = |metric: &str, factor: f64| -> Result<Bounded, paillier::Error> {
             let (sum, len) = &sums[metric];
-            sum.mul_f64(factor / *len as f64)
+            let constant = sum.value.public_key().encode_f64(factor / *len as f64)?;
+            sum.mul_encoded(&constant)
         };
         self.evaluate_with(
             |m| sums.contains_key(m),
@@ -421,9 +596,23 @@ impl Study {
                         total = total.add(&scaled(&term.metric, term.weight)?)?;
                     }
                     if *offset != 0.0 {
-                        total = total.add_f64(*offset)?;
+                        // As EncryptedNumber::add_f64: encoded at most at the sum's exponent.
+                        let key = total.value.public_key();
+                        let constant =
+                            key.encode_f64_with(*offset, None, Some(total.value.exponent()))?;
+                        total = total.add_encoded(&constant)?;
                     }
                     Ok(total)
+                }
+                OutputKind::RandomScale { metric, min, max } => {
+                    // mean first, then the integer factor (exponent 0): the result's exponent
+                    // and bound are the same whichever factor is drawn, so neither reveals it
+                    // (encoding factor / len as one f64 would give a factor-dependent exponent).
+                    let mean = scaled(metric, 1.0)?;
+                    let factor = rng.random_range(*min..=*max);
+                    let key = mean.value.public_key();
+                    let limit = BigUint::from(max.unsigned_abs());
+                    mean.mul_encoded_within(&key.encode_i64(factor)?, &limit)
                 }
             },
         )
@@ -432,7 +621,7 @@ impl Study {
     fn evaluate_with<T>(
         &self,
         has_metric: impl Fn(&str) -> bool,
-        compute: impl Fn(&OutputKind) -> Result<T, paillier::Error>,
+        mut compute: impl FnMut(&OutputKind) -> Result<T, paillier::Error>,
     ) -> Result<Evaluation<T>, EvaluationError> {
         let mut evaluation = Evaluation {
             outputs: Vec::with_capacity(self.outputs.len()),
@@ -507,6 +696,14 @@ mod tests {
                 "[[outputs]]\nname = \"Bad Name\"\nkind = \"sum\"\nmetric = \"glucose\"\n",
                 "not allowed",
             ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"random_scale\"\nmetric = \"glucose\"\nmin = 0\nmax = 10\n",
+                "1 <= min <= max",
+            ),
+            (
+                "[[outputs]]\nname = \"x\"\nkind = \"random_scale\"\nmetric = \"glucose\"\nmin = 5\nmax = 4\n",
+                "got 5..=4",
+            ),
         ];
         for (outputs, expected) in cases {
             let err = study(outputs).unwrap().validate().unwrap_err().to_string();
@@ -527,6 +724,61 @@ mod tests {
         let err =
             study("[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetrc = \"glucose\"\n").unwrap_err();
         assert!(err.contains("metrc"), "{err}");
+    }
+
+    #[test]
+    fn random_scale_parses_and_needs_its_range() {
+        let s = study(
+            "[[outputs]]\nname = \"glucose_x\"\nkind = \"random_scale\"\nmetric = \"glucose\"\nmin = 1\nmax = 10\n",
+        )
+        .unwrap();
+        s.validate().unwrap();
+        assert_eq!(
+            s.outputs[0].kind,
+            OutputKind::RandomScale {
+                metric: "glucose".into(),
+                min: 1,
+                max: 10
+            }
+        );
+        assert_eq!(s.unit_of(&s.outputs[0]), "mmol/L");
+        let err = study(
+            "[[outputs]]\nname = \"x\"\nkind = \"random_scale\"\nmetric = \"glucose\"\nmin = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("needs max"), "{err}");
+        let err = study(
+            "[[outputs]]\nname = \"x\"\nkind = \"random_scale\"\nmetric = \"glucose\"\nmin = 1\nmax = 2\nfactor = 3.0\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("does not apply"), "{err}");
+    }
+
+    #[test]
+    fn the_bench_demo_study_replaces_the_default_study() {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/demo-study.toml");
+        let settings = crate::config::Settings::load(&crate::config::LoadOptions {
+            file: Some(file),
+            ignore_environment: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let names: Vec<&str> = settings
+            .study
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(names, ["glucose_x", "cholesterol_x"]);
+        assert!(matches!(
+            settings.study.outputs[1].kind,
+            OutputKind::RandomScale {
+                min: 1,
+                max: 10,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -200,6 +200,33 @@ async fn two_workers_share_the_work_queue() {
     let mut harness = Harness::new(settings.clone()).await;
     let first = RunningWorker::start(&settings);
     let second = RunningWorker::start(&settings);
+    // Publish only once both consume: a worker that starts late on a loaded machine would
+    // otherwise find the (quickly processed) queue already empty.
+    let work_queue = harness.topology.work_queue.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let consumers = harness
+            .channel
+            .queue_declare(
+                work_queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .consumer_count();
+        if consumers >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers did not start consuming"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let participant = ParticipantId::new("p-shared").unwrap();
     let reply_queue = harness.reply_queue(&participant).await;
     let key = shared_key();
@@ -217,7 +244,16 @@ async fn two_workers_share_the_work_queue() {
         .map(|r| r["submission_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(got, ids, "every submission answered exactly once");
-    let (a, b) = (first.stats.snapshot().done, second.stats.snapshot().done);
+    // A worker counts a delivery as done after the broker confirmed its result, a moment after
+    // the result can already be taken from the reply queue.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (a, b) = loop {
+        let (a, b) = (first.stats.snapshot().done, second.stats.snapshot().done);
+        if a + b >= 16 || tokio::time::Instant::now() >= deadline {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(a + b, 16);
     assert!(a > 0 && b > 0, "both workers took work: {a} and {b}");
     producer.close().await;

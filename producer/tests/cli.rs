@@ -141,3 +141,33 @@ fn an_unreachable_broker_fails_fast_with_a_clear_error() {
     );
     std::fs::remove_dir_all(keys.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn keygen_without_bits_takes_the_configured_key_size() {
+    let keys = temp_dir().join("keys");
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["keygen", "--participant", "p-sized"])
+        .env("KEY_STORE", &keys)
+        .env("PIPELINE__PARTICIPANT__KEY_BITS", "2048")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("p-sized 2048 bits"), "{stdout}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["keygen", "--participant", "p-odd"])
+        .env("KEY_STORE", &keys)
+        .env("PIPELINE__PARTICIPANT__KEY_BITS", "1024")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("participant.key_bits"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

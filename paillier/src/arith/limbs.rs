@@ -2,7 +2,15 @@
 //!
 //! Slices are little-endian (limb 0 least significant). Functions document the lengths
 //! they expect; they index with `debug_assert`-checked lengths and let the compiler's bounds
-//! checks guard the rest (no `unsafe`).
+//! checks guard the rest. The row kernels `addmul_1` / `mul_1` run the assembly of
+//! `super::adx` when the CPU has BMI2 and ADX, and their portable versions otherwise.
+
+#[cfg(target_arch = "x86_64")]
+use super::adx::Adx;
+/// Elsewhere there is no assembly kernel: a token type with no values.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+pub(crate) enum Adx {}
 
 /// From this many limbs on, products and reductions scan columns (product scanning, one
 /// three-limb accumulator, no stores of partial rows) instead of rows (operand scanning,
@@ -13,10 +21,51 @@ pub(crate) const COMBA_THRESHOLD: usize = 24;
 pub(crate) const KARATSUBA_MUL_THRESHOLD: usize = 40;
 /// Same for squaring (the squaring basecase is cheaper, so its crossover is higher).
 pub(crate) const KARATSUBA_SQR_THRESHOLD: usize = 64;
+/// The Karatsuba crossovers when the assembly row kernel runs (schoolbook rows of `addmul_1`
+/// at every size below them, no column products). Measured at 32–96 limbs: crossovers from 24
+/// to 100 limbs change products and squares by less than this shared machine's noise (the
+/// Montgomery reduction, n² limb products in rows, dominates), so the portable values stay.
+pub(crate) const KARATSUBA_MUL_THRESHOLD_ADX: usize = 40;
+/// Same for squaring with the assembly kernel.
+pub(crate) const KARATSUBA_SQR_THRESHOLD_ADX: usize = 64;
+
+/// Whether the x86-64 `mulx`/`adcx`/`adox` row kernels run on this CPU (checked once).
+#[inline(always)]
+pub(crate) fn adx() -> Option<Adx> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Adx::detect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
 
 /// `r += a * b` over `a.len()` limbs of `r`; returns the carry limb.
 #[inline]
 pub(crate) fn addmul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = adx() {
+        return k.addmul_1(r, a, b);
+    }
+    addmul_1_portable(r, a, b)
+}
+
+/// `r = a * b` over `a.len()` limbs of `r`; returns the carry limb.
+#[inline]
+pub(crate) fn mul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = adx() {
+        r[..a.len()].fill(0);
+        return k.addmul_1(r, a, b);
+    }
+    mul_1_portable(r, a, b)
+}
+
+/// Portable `addmul_1` (the fallback, and the reference for the assembly kernel's tests).
+#[inline]
+pub(crate) fn addmul_1_portable(r: &mut [u64], a: &[u64], b: u64) -> u64 {
     debug_assert!(r.len() >= a.len());
     let r = &mut r[..a.len()];
     let mut carry = 0u64;
@@ -28,9 +77,9 @@ pub(crate) fn addmul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
     carry
 }
 
-/// `r = a * b` over `a.len()` limbs of `r`; returns the carry limb.
+/// Portable `mul_1`.
 #[inline]
-pub(crate) fn mul_1(r: &mut [u64], a: &[u64], b: u64) -> u64 {
+pub(crate) fn mul_1_portable(r: &mut [u64], a: &[u64], b: u64) -> u64 {
     debug_assert!(r.len() >= a.len());
     let r = &mut r[..a.len()];
     let mut carry = 0u64;
@@ -258,7 +307,13 @@ pub(crate) fn mul_scratch_len(n: usize) -> usize {
 pub(crate) fn mul_n(r: &mut [u64], a: &[u64], b: &[u64], scratch: &mut [u64]) {
     let n = a.len();
     debug_assert!(b.len() == n);
-    if n < COMBA_THRESHOLD {
+    if adx().is_some() {
+        if n < KARATSUBA_MUL_THRESHOLD_ADX {
+            mul_basecase(r, a, b);
+        } else {
+            karatsuba_mul(r, a, b, scratch);
+        }
+    } else if n < COMBA_THRESHOLD {
         mul_basecase(r, a, b);
     } else if n < KARATSUBA_MUL_THRESHOLD {
         mul_comba(r, a, b);
@@ -269,7 +324,13 @@ pub(crate) fn mul_n(r: &mut [u64], a: &[u64], b: &[u64], scratch: &mut [u64]) {
 
 /// `r[..2n] = a²`, Karatsuba above the threshold.
 pub(crate) fn sqr_n(r: &mut [u64], a: &[u64], scratch: &mut [u64]) {
-    if a.len() < COMBA_THRESHOLD {
+    if adx().is_some() {
+        if a.len() < KARATSUBA_SQR_THRESHOLD_ADX {
+            sqr_basecase(r, a);
+        } else {
+            karatsuba_sqr(r, a, scratch);
+        }
+    } else if a.len() < COMBA_THRESHOLD {
         sqr_basecase(r, a);
     } else if a.len() < KARATSUBA_SQR_THRESHOLD {
         sqr_comba(r, a);
@@ -429,6 +490,82 @@ mod tests {
         }
     }
 
+    /// Limb vectors whose values favour carry-heavy cases: all-ones, zero, top-bit-only.
+    fn edgy_limbs(max: usize) -> impl Strategy<Value = Vec<u64>> {
+        (0..=max).prop_flat_map(|n| {
+            prop::collection::vec(
+                prop_oneof![
+                    Just(0u64),
+                    Just(u64::MAX),
+                    Just(1u64 << 63),
+                    Just(u64::MAX - 1),
+                    any::<u64>()
+                ],
+                n,
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// The assembly row kernel (when this CPU has it) agrees with the portable one.
+        #[test]
+        fn row_kernels_agree(a in edgy_limbs(70), r0 in edgy_limbs(75), b in prop_oneof![Just(u64::MAX), Just(0u64), Just(1u64), any::<u64>()]) {
+            let mut r0 = r0;
+            r0.resize(r0.len().max(a.len()), u64::MAX);
+            let mut r1 = r0.clone();
+            let mut r2 = r0.clone();
+            let c1 = addmul_1(&mut r1, &a, b);
+            let c2 = addmul_1_portable(&mut r2, &a, b);
+            prop_assert_eq!(&r1, &r2);
+            prop_assert_eq!(c1, c2);
+            let c1 = mul_1(&mut r1, &a, b);
+            let c2 = mul_1_portable(&mut r2, &a, b);
+            prop_assert_eq!(&r1, &r2);
+            prop_assert_eq!(c1, c2);
+            // The limbs past a.len() are untouched.
+            prop_assert_eq!(&r1[a.len()..], &r0[a.len()..]);
+        }
+    }
+
+    #[test]
+    fn row_kernels_all_ones() {
+        for n in 0..40 {
+            let a = vec![u64::MAX; n];
+            for b in [0, 1, u64::MAX] {
+                let mut r1 = vec![u64::MAX; n + 1];
+                let mut r2 = r1.clone();
+                assert_eq!(addmul_1(&mut r1, &a, b), addmul_1_portable(&mut r2, &a, b));
+                assert_eq!(r1, r2);
+            }
+        }
+    }
+
+    /// The whole product chain on the portable path (this thread only), against num-bigint.
+    #[test]
+    fn portable_path_products() {
+        #[cfg(target_arch = "x86_64")]
+        super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        assert!(adx().is_none());
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for n in (1..200).step_by(7).chain([24, 40, 64, 96, 128]) {
+            let mut next = || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                seed
+            };
+            let a: Vec<u64> = (0..n).map(|_| next()).collect();
+            let b: Vec<u64> = (0..n).map(|_| next()).collect();
+            let mut r = vec![0u64; 2 * n];
+            let mut s = vec![0u64; mul_scratch_len(n)];
+            mul_n(&mut r, &a, &b, &mut s);
+            assert_eq!(big(&r), big(&a) * big(&b));
+            sqr_n(&mut r, &a, &mut s);
+            assert_eq!(big(&r), big(&a) * big(&a));
+        }
+    }
+
     #[test]
     fn all_ones_products() {
         for n in [1usize, 2, 3, 47, 48, 49, 64, 65, 97, 130, 256] {
@@ -544,7 +681,7 @@ pub(crate) fn sqr_comba(r: &mut [u64], a: &[u64]) {
     for k in 0..2 * n - 1 {
         let lo = k.saturating_sub(n - 1);
         // pairs (i, k - i) with i < k - i
-        let hi = (k + 1) / 2; // exclusive bound for i
+        let hi = k.div_ceil(2); // exclusive bound for i
         let mut s = Acc::new();
         if lo < hi {
             let xs = &a[lo..hi];

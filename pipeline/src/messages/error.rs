@@ -47,6 +47,18 @@ pub enum InputError {
         /// The limit.
         max: usize,
     },
+    /// The readings' exponents are further apart than `limits.max_exponent_spread`.
+    #[error("the readings' exponents span {spread} (from {min} to {max}), the limit is {limit}")]
+    ExponentSpread {
+        /// Highest minus lowest exponent.
+        spread: i64,
+        /// Lowest exponent.
+        min: i64,
+        /// Highest exponent.
+        max: i64,
+        /// The limit.
+        limit: u32,
+    },
     /// A reading for a metric the study does not define.
     #[error("unknown metric {0:?}")]
     UnknownMetric(String),
@@ -79,6 +91,7 @@ impl InputError {
             InputError::SubmissionId(_) => "invalid_submission_id",
             InputError::NoReadings => "no_readings",
             InputError::TooManyReadings { .. } => "too_many_readings",
+            InputError::ExponentSpread { .. } => "exponent_spread",
             InputError::UnknownMetric(_) => "unknown_metric",
             InputError::PublicKey(_) => "invalid_public_key",
             InputError::Ciphertext { .. } => "invalid_ciphertext",

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use paillier::json::BigUintDecimal;
+use paillier::json::{BigUintDecimal, MapOnly};
 use paillier::{EncryptedNumber, KeyBounds, PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,12 @@ pub struct SubmissionWire {
     /// Who submits (checked with [`ParticipantId`]).
     pub participant: String,
     /// The key the readings are encrypted under (g = n + 1 implied).
+    #[serde(deserialize_with = "paillier::json::map_only")]
     pub public_key: KeyWire,
-    /// Encrypted readings by metric name; several readings of a metric form a series.
+    /// Encrypted readings by metric name; several readings of a metric form a series. A metric
+    /// named twice is refused rather than letting the last series silently win (parsers differ on
+    /// duplicate keys, so a reader and the worker could otherwise see different readings).
+    #[serde(deserialize_with = "distinct_metrics")]
     pub readings: BTreeMap<String, Vec<ReadingWire>>,
 }
 
@@ -48,6 +52,41 @@ pub struct ReadingWire {
     pub ciphertext: BigUintDecimal,
     /// The encoding exponent.
     pub exponent: i64,
+}
+
+/// Reads the `readings` object, refusing a metric that appears twice.
+fn distinct_metrics<'de, D>(deserializer: D) -> Result<BTreeMap<String, Vec<ReadingWire>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, Vec<ReadingWire>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of reading series by metric name")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut readings = BTreeMap::new();
+            while let Some(metric) = map.next_key::<String>()? {
+                if readings.contains_key(&metric) {
+                    return Err(serde::de::Error::custom(format!(
+                        "metric {:?} appears twice in readings",
+                        truncate(&metric, 64)
+                    )));
+                }
+                // Each reading an object: serde would also take `[ciphertext, exponent]`.
+                let series = map.next_value::<Vec<MapOnly<ReadingWire>>>()?;
+                readings.insert(metric, series.into_iter().map(|r| r.0).collect());
+            }
+            Ok(readings)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
 }
 
 /// A validated submission, ready for the study's computation.
@@ -101,8 +140,8 @@ impl SubmissionWire {
         })
     }
 
-    /// Checks everything a worker must trust before computing: version, ids, counts, metrics
-    /// (cheap checks first), then the key and every ciphertext.
+    /// Checks everything a worker must trust before computing: version, ids, counts, metrics,
+    /// exponents (cheap checks first), then the key and every ciphertext.
     pub fn validate(self, study: &Study, limits: &Limits) -> Result<Submission, InputError> {
         if self.version != SUBMISSION_VERSION {
             return Err(InputError::UnsupportedVersion(self.version));
@@ -124,6 +163,32 @@ impl SubmissionWire {
         if let Some(unknown) = self.readings.keys().find(|m| study.metric(m).is_none()) {
             return Err(InputError::UnknownMetric(truncate(unknown, 64)));
         }
+        // Exponents are plain integers: check their range and spread before the key, since
+        // the spread decides how much arithmetic adding the readings will cost.
+        let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
+        for (metric, series) in &self.readings {
+            for (index, reading) in series.iter().enumerate() {
+                let e = reading.exponent;
+                if e.unsigned_abs() > paillier::MAX_ABS_EXPONENT.unsigned_abs() {
+                    return Err(InputError::Ciphertext {
+                        location: format!("{}[{index}]", truncate(metric, 64)),
+                        source: paillier::Error::ExponentRange(e),
+                    });
+                }
+                lowest = lowest.min(e);
+                highest = highest.max(e);
+            }
+        }
+        // Both are within ±MAX_ABS_EXPONENT here, so the difference cannot overflow.
+        let spread = highest - lowest;
+        if spread > i64::from(limits.max_exponent_spread) {
+            return Err(InputError::ExponentSpread {
+                spread,
+                min: lowest,
+                max: highest,
+                limit: limits.max_exponent_spread,
+            });
+        }
         let bounds = KeyBounds::new(limits.key_bits_min..=limits.key_bits_max);
         let public_key = PublicKey::from_n_with_bounds(self.public_key.n.0, bounds)
             .map_err(InputError::PublicKey)?;
@@ -132,11 +197,8 @@ impl SubmissionWire {
             let mut checked = Vec::with_capacity(series.len());
             for (index, reading) in series.into_iter().enumerate() {
                 let location = || format!("{metric}[{index}]");
-                let exponent =
-                    i32::try_from(reading.exponent).map_err(|_| InputError::Ciphertext {
-                        location: location(),
-                        source: paillier::Error::ExponentRange(reading.exponent),
-                    })?;
+                // In range: checked above.
+                let exponent = reading.exponent as i32;
                 let value = public_key
                     .encrypted_number(reading.ciphertext.0, exponent)
                     .map_err(|source| InputError::Ciphertext {
@@ -155,5 +217,70 @@ impl SubmissionWire {
             public_key,
             readings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    /// A 256-bit-key submission with the given glucose exponents, and limits admitting its key.
+    fn with_exponents(exponents: &[i64], n: Option<&str>) -> (SubmissionWire, Settings) {
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let participant = ParticipantId::new("p-1").unwrap();
+        let values = vec![1.0; exponents.len()];
+        let mut wire = SubmissionWire::encrypt(
+            "s-1",
+            &participant,
+            &key,
+            &BTreeMap::from([("glucose".to_owned(), values)]),
+        )
+        .unwrap();
+        for (reading, e) in wire
+            .readings
+            .get_mut("glucose")
+            .unwrap()
+            .iter_mut()
+            .zip(exponents)
+        {
+            reading.exponent = *e;
+        }
+        if let Some(n) = n {
+            wire.public_key.n = BigUintDecimal::parse(n).unwrap();
+        }
+        let mut settings = Settings::defaults();
+        settings.limits.key_bits_min = 128;
+        (wire, settings)
+    }
+
+    fn kind(exponents: &[i64], n: Option<&str>) -> &'static str {
+        let (wire, settings) = with_exponents(exponents, n);
+        match wire.validate(&settings.study, &settings.limits) {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn the_exponent_spread_is_bounded_before_the_key_is_looked_at() {
+        assert_eq!(kind(&[-13, 51, 0], None), "ok");
+        assert_eq!(kind(&[-13, 52, 0], None), "exponent_spread");
+        assert_eq!(kind(&[-255, 255], None), "exponent_spread");
+        // An even modulus would be refused, but the spread is checked first (no arithmetic).
+        assert_eq!(kind(&[-255, 255], Some("4")), "exponent_spread");
+        assert_eq!(kind(&[-13, -13], Some("4")), "invalid_public_key");
+        // Out-of-range exponents are named as such, whatever the spread.
+        assert_eq!(kind(&[10_001], None), "invalid_ciphertext");
+        assert_eq!(kind(&[-13, i64::MIN], None), "invalid_ciphertext");
+        assert_eq!(kind(&[-10_000], None), "ok");
+        let (wire, settings) = with_exponents(&[-200, 200], None);
+        let err = wire
+            .validate(&settings.study, &settings.limits)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the readings' exponents span 400 (from -200 to 200), the limit is 64"
+        );
     }
 }

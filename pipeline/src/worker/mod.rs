@@ -13,8 +13,12 @@
 //!   reconnect cannot be acked (lapin answers `Ok(false)`); the broker redelivers it, and the
 //!   duplicate result is recognised by the consumer.
 //! - **Connections**: one for consuming, one for publishing (a blocked publishing connection would
-//!   otherwise hold back acks), both with lapin's automatic recovery; should a session end anyway
-//!   (recovery gave up, the queue was deleted) the worker reconnects from scratch.
+//!   otherwise hold back acks). When either is lost (broker restart, network failure) the session
+//!   ends: the batch in hand is not acked (the broker requeues it when the connection dies), and
+//!   the worker rebuilds connections, channels and consumer from scratch, logging the loss and
+//!   how long the recovery took. It gives up, with an error, when no session could be opened for
+//!   `broker.reconnect_timeout` after a loss. (lapin's own recovery is not used: it is silent and
+//!   deliveries from before it cannot be acked.)
 //! - **Shutdown**: when the shutdown signal fires, the consumer is cancelled, the deliveries
 //!   already received are processed, published and acked, and [`run`] returns.
 
@@ -43,6 +47,9 @@ use crate::config::Settings;
 use crate::process::Processor;
 use crate::topology::{Topology, TopologyError};
 
+/// How often an idle worker checks that its connections are still alive.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
+
 /// Why a worker session ended with an error.
 #[derive(Debug, Error)]
 pub enum WorkerError {
@@ -58,6 +65,12 @@ pub enum WorkerError {
     /// The rayon job vanished without an answer (it cannot panic: panics are caught per message).
     #[error("the compute pool dropped a batch")]
     ComputeLost,
+    /// The connection was lost and could not be re-established in time.
+    #[error(
+        "lost the broker and could not reconnect within {} (broker.reconnect_timeout)",
+        humantime::format_duration(*.0)
+    )]
+    Reconnect(Duration),
 }
 
 /// Shared state of one worker (across reconnects).
@@ -120,28 +133,55 @@ pub async fn run(
         queue = topology.work_queue,
         "worker starting"
     );
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Duration::from_millis(250);
+    // When the last session was lost: bounds the time spent getting a new one.
+    let mut lost_at: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        let retry = match lost_at {
+            None => Retry::Forever,
+            Some(at) => {
+                let left = settings
+                    .broker
+                    .reconnect_timeout
+                    .saturating_sub(at.elapsed());
+                if left.is_zero() {
+                    return Err(WorkerError::Reconnect(settings.broker.reconnect_timeout));
+                }
+                Retry::Within(left)
+            }
+        };
         let session = tokio::select! {
-            s = Session::open(settings, &topology, &tag) => s,
+            s = Session::open(settings, &topology, &tag, retry) => s,
             _ = shutdown.changed() => break,
         };
         let session = match session {
             Ok(s) => s,
             Err(err) => {
                 error!(error = %err, retry_in = ?backoff, "could not start a session");
+                if lost_at
+                    .is_some_and(|at| at.elapsed() + backoff >= settings.broker.reconnect_timeout)
+                {
+                    return Err(WorkerError::Reconnect(settings.broker.reconnect_timeout));
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => break,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
-        backoff = Duration::from_millis(500);
+        backoff = Duration::from_millis(250);
+        if let Some(at) = lost_at.take() {
+            info!(
+                tag,
+                after_ms = at.elapsed().as_millis() as u64,
+                "reconnected to the broker, consuming again"
+            );
+        }
         WorkerStats::add(&stats.sessions, 1);
         let ctx = WorkerContext {
             processor: Arc::clone(&processor),
@@ -156,10 +196,17 @@ pub async fn run(
         match ended {
             Ok(SessionEnd::Shutdown) => break,
             Ok(SessionEnd::ConsumerGone) => {
-                warn!("the broker cancelled the consumer (queue deleted?); reconnecting");
+                warn!(
+                    "the broker cancelled the consumer (queue deleted or connection closed); reconnecting"
+                );
             }
-            Err(err) => error!(error = %err, "session failed; reconnecting"),
+            Err(err) => warn!(
+                error = %err,
+                limit = ?settings.broker.reconnect_timeout,
+                "connection to the broker lost (unacked deliveries go back to the queue); reconnecting"
+            ),
         }
+        lost_at = Some(Instant::now());
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => break,
@@ -201,13 +248,14 @@ impl Session {
         settings: &Settings,
         topology: &Topology,
         tag: &str,
+        retry: Retry,
     ) -> Result<Self, WorkerError> {
         let publish_conn =
-            broker::connect(&settings.broker, "worker-publish", Retry::Forever, true).await?;
+            broker::connect(&settings.broker, "worker-publish", retry, false).await?;
         let publisher = ConfirmedPublisher::new(&publish_conn).await?;
         topology.declare(publisher.channel()).await?;
         let consume_conn =
-            broker::connect(&settings.broker, "worker-consume", Retry::Forever, true).await?;
+            broker::connect(&settings.broker, "worker-consume", retry, false).await?;
         let channel_err = |context| move |source| BrokerError::Channel { context, source };
         let channel = consume_conn
             .create_channel()
@@ -258,6 +306,12 @@ impl Session {
                         continue;
                     }
                     item = consumer.next() => item,
+                    // A consumer whose connection died does not always end its stream (e.g. when
+                    // the failure was reported while a batch was being processed): look.
+                    _ = tokio::time::sleep(LIVENESS_CHECK) => {
+                        self.check_connections()?;
+                        continue;
+                    }
                 },
                 Some(deadline) => match tokio::time::timeout_at(deadline, consumer.next()).await {
                     Ok(item) => item,
@@ -314,6 +368,24 @@ impl Session {
                 });
             }
         }
+    }
+
+    /// An error when either connection is no longer usable.
+    fn check_connections(&self) -> Result<(), WorkerError> {
+        for (conn, context) in [
+            (&self.consume_conn, "the consuming connection"),
+            (&self.publish_conn, "the publishing connection"),
+        ] {
+            if !conn.status().connected() {
+                return Err(BrokerError::Channel {
+                    context,
+                    source: lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Error)
+                        .into(),
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Cancels the consumer; deliveries already sent by the broker still arrive and are processed.

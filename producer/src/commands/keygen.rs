@@ -1,7 +1,7 @@
 //! `producer keygen`: a new key pair in the key store.
 
 use anyhow::Context as _;
-use paillier::{DEFAULT_KEY_BITS, PrivateKey};
+use paillier::PrivateKey;
 use pipeline::ParticipantId;
 use pipeline::config::Settings;
 use pipeline::keystore::KeyStore;
@@ -13,8 +13,9 @@ pub struct Args {
     #[arg(long)]
     participant: ParticipantId,
     /// Modulus length: 2048, 3072 or 4096.
-    #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
-    bits: u64,
+    /// Default: `[participant] key_bits` of the configuration (3072 unless changed).
+    #[arg(long)]
+    bits: Option<u64>,
 }
 
 /// Generates the key (on a blocking thread: it takes a moment) and stores it.
@@ -27,7 +28,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
             store.dir().display()
         );
     }
-    let bits = args.bits;
+    let bits = args.bits.unwrap_or(settings.participant.key_bits);
     let key = tokio::task::spawn_blocking(move || PrivateKey::generate(bits))
         .await
         .context("key generation thread")?

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use paillier::{DEFAULT_KEY_BITS, PrivateKey};
+use paillier::PrivateKey;
 use pipeline::ParticipantId;
 use pipeline::client::Client;
 use pipeline::config::Settings;
@@ -45,8 +45,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1, requires = "synthetic")]
     seed: u64,
     /// Modulus length of keys created for participants without one.
-    #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
-    bits: u64,
+    /// Default: `[participant] key_bits` of the configuration (3072 unless changed).
+    #[arg(long)]
+    bits: Option<u64>,
     /// Publish the good rows even if some are bad (they are reported and skipped).
     #[arg(long)]
     skip_bad_rows: bool,
@@ -173,7 +174,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     // Stage 2: prepare windows on rayon, at most two ahead of the publisher.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Prepared>>(2);
     let window = usize::try_from(args.window).unwrap_or(128);
-    let bits = args.bits;
+    let bits = args.bits.unwrap_or(settings.participant.key_bits);
     let prep_store = store.clone();
     let preparer = tokio::task::spawn_blocking(move || -> anyhow::Result<PrepStats> {
         let mut stats = PrepStats::default();

@@ -1,0 +1,99 @@
+//! Kernel timings for tuning (ignored by default): prints the minimum time of the
+//! exponentiations and inverses Paillier performs, at the sizes of 2048 and 3072-bit keys.
+//! Run `cargo test --release -p paillier --lib timing -- --ignored --nocapture` beside
+//! a gmpy2 script timing `powmod`/`invert` on the same sizes.
+
+use super::{Modulus, mod_inverse};
+use num_bigint::{BigRng010, BigUint};
+use num_traits::One;
+use std::time::Instant;
+
+fn min_ns(mut f: impl FnMut(), reps: usize) -> f64 {
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        v.push(t.elapsed().as_nanos() as f64);
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[0]
+}
+
+#[test]
+#[ignore]
+fn timing() {
+    // PORTABLE=1 times the portable kernel on a CPU that has the assembly one.
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("PORTABLE").is_some() {
+        super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+    }
+    let mut rng = rand::rng();
+    // libtest prints "test ... " without a newline before the first line of output.
+    println!();
+    for bits in [2048u64, 3072] {
+        // A modulus of the size of n² (2·bits) and of p² (bits).
+        for (label, mbits, ebits) in [
+            ("pow_n2_full", 2 * bits, bits),
+            ("pow_p2_half", bits, bits / 2),
+            ("pow_n2_56", 2 * bits, 56),
+            ("pow_n2_3", 2 * bits, 3),
+        ] {
+            let m = rng.random_biguint(mbits) | BigUint::one() | (BigUint::one() << (mbits - 1));
+            let md = Modulus::new(&m).unwrap();
+            let e = rng.random_biguint(ebits) | (BigUint::one() << (ebits - 1));
+            let b = md.to_residue(&rng.random_biguint_below(&m));
+            let reps = if ebits > 100 { 41 } else { 2001 };
+            let ns = min_ns(
+                || {
+                    std::hint::black_box(md.pow(&b, &e));
+                },
+                reps,
+            );
+            println!("{bits} {label} {ns:.0}");
+        }
+        let m = rng.random_biguint(2 * bits) | BigUint::one();
+        let md = Modulus::new(&m).unwrap();
+        let a = rng.random_biguint_below(&m);
+        let b = md.to_residue(&a);
+        let ns = min_ns(
+            || {
+                std::hint::black_box(md.mul(&b, &b));
+            },
+            2001,
+        );
+        println!("{bits} mulmod_n2 {ns:.0}");
+        let ns = min_ns(
+            || {
+                std::hint::black_box(md.square(&b));
+            },
+            2001,
+        );
+        println!("{bits} sqrmod_n2 {ns:.0}");
+        let ns = min_ns(
+            || {
+                std::hint::black_box(mod_inverse(&a, &m));
+            },
+            201,
+        );
+        println!("{bits} inv_n2 {ns:.0}");
+        // The inverse modulo n² through n (what a negative scalar needs).
+        let root = rng.random_biguint(bits) | BigUint::one() | (BigUint::one() << (bits - 1));
+        let sq = Modulus::new(&(&root * &root)).unwrap();
+        let x = sq.to_residue(&rng.random_biguint_below(&root));
+        let ns = min_ns(
+            || {
+                std::hint::black_box(sq.inverse_mod_square(&x, &root));
+            },
+            201,
+        );
+        println!("{bits} inv_n2_via_n {ns:.0}");
+        let y = rng.random_biguint_below(&root);
+        let ns = min_ns(
+            || {
+                std::hint::black_box(mod_inverse(&y, &root));
+            },
+            201,
+        );
+        println!("{bits} inv_n {ns:.0}");
+    }
+}

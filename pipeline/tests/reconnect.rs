@@ -1,0 +1,330 @@
+//! Lost connections, in seconds and without touching the shared broker: producer, consumer and
+//! worker reach the broker through a loopback TCP proxy of the test's own, which the test cuts
+//! (every connection dropped, nothing listening) and restores. Checks that a publish interrupted
+//! by the loss is republished and confirmed, that a result stream consumes again and gets the
+//! unacked result redelivered (flagged as a duplicate), that a worker consumes again, and that a
+//! client which cannot get back within `broker.reconnect_timeout` fails with an error instead
+//! of hanging. (A real broker restart is in scripts/reliability.)
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Harness, RunningWorker, settings, shared_key};
+use lapin::BasicProperties;
+use lapin::uri::AMQPUri;
+use pipeline::ParticipantId;
+use pipeline::broker::Outgoing;
+use pipeline::client::{self, Client};
+use pipeline::config::Settings;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A TCP forwarder 127.0.0.1:<port> -> the broker that can be cut and restored.
+struct Proxy {
+    port: u16,
+    upstream: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            upstream,
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let upstream = self.upstream;
+        let tasks = Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut broker) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                tasks.lock().unwrap().push(forward);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Drops every connection and stops listening: clients see their connection die and
+    /// cannot connect again.
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => return self.serve(listener),
+                Err(err) if Instant::now() < deadline => {
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("cannot listen on {} again: {err}", self.port),
+            }
+        }
+    }
+
+    /// `settings` with the broker URL pointing at the proxy.
+    fn settings(&self, settings: &Settings) -> Settings {
+        let mut uri: AMQPUri = settings.broker.url.parse().unwrap();
+        uri.authority.host = "127.0.0.1".into();
+        uri.authority.port = self.port;
+        let vhost = if uri.vhost == "/" {
+            "%2f".to_owned()
+        } else {
+            uri.vhost.clone()
+        };
+        let mut through = settings.clone();
+        through.broker.url = format!(
+            "amqp://{}:{}@127.0.0.1:{}/{vhost}",
+            uri.authority.userinfo.username, uri.authority.userinfo.password, self.port
+        );
+        through
+    }
+}
+
+async fn proxy_for(settings: &Settings) -> Proxy {
+    let uri: AMQPUri = settings.broker.url.parse().unwrap();
+    let host = if uri.authority.host == "localhost" {
+        "127.0.0.1".to_owned()
+    } else {
+        uri.authority.host.clone()
+    };
+    let upstream: SocketAddr = format!("{host}:{}", uri.authority.port).parse().unwrap();
+    Proxy::start(upstream).await
+}
+
+fn message(harness: &Harness, n: usize, size: usize) -> Outgoing {
+    Outgoing {
+        exchange: harness.topology.readings_exchange.clone(),
+        routing_key: harness.topology.submission_routing_key.clone(),
+        body: vec![b'x'; size],
+        properties: BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(format!("m-{n}").into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_lost_with_the_connection_are_republished_after_reconnecting() {
+    let settings = settings(&[("broker.reconnect_timeout", "20s")]);
+    let harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let client = Client::connect(&proxy.settings(&settings), "test-producer")
+        .await
+        .unwrap();
+
+    // 1. The connection dies before the publish: everything goes out on the new one.
+    proxy.cut();
+    let messages: Vec<Outgoing> = (0..50).map(|n| message(&harness, n, 64)).collect();
+    let restore = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        proxy.restore().await;
+    };
+    let started = Instant::now();
+    let (published, ()) = tokio::join!(client.publish_all(&messages), restore);
+    published.expect("published after reconnecting");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+
+    // 2. The connection dies in the middle of a large pipelined publish: whatever was not
+    //    confirmed is published again (some may arrive twice: at-least-once).
+    let big: Vec<Outgoing> = (50..250).map(|n| message(&harness, n, 64 * 1024)).collect();
+    let cut_and_restore = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.restore().await;
+    };
+    let (published, ()) = tokio::join!(client.publish_all(&big), cut_and_restore);
+    published.expect("published after reconnecting");
+
+    let queued = harness
+        .take(&harness.topology.work_queue, 400, Duration::from_secs(10))
+        .await;
+    let ids: Vec<String> = queued
+        .iter()
+        .map(|m| {
+            m.delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        250,
+        "every message arrived ({} with duplicates)",
+        ids.len()
+    );
+    client.close().await;
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_stream_consumes_again_and_gets_the_unacked_result_back() {
+    let settings = settings(&[("broker.reconnect_timeout", "20s")]);
+    let mut harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let participant = ParticipantId::new("p-stream").unwrap();
+    let queue = harness.reply_queue(&participant).await;
+    let client = Client::connect(&proxy.settings(&settings), "test-consumer")
+        .await
+        .unwrap();
+    let mut stream = client.results(&participant, 10).await.unwrap();
+    let result = |id: &str| Outgoing {
+        exchange: harness.topology.results_exchange.clone(),
+        routing_key: queue.clone(),
+        body: serde_json::to_vec(&serde_json::json!({
+            "version": 1, "submission_id": id, "status": "ok", "outputs": []
+        }))
+        .unwrap(),
+        properties: BasicProperties::default().with_delivery_mode(2),
+    };
+    harness.publisher.publish(result("s-1")).await.unwrap();
+    let first = stream
+        .next(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("the first result");
+    assert!(!first.duplicate);
+
+    // Lost before the ack: the broker requeues the result; the stream reconnects by itself.
+    proxy.cut();
+    let restore = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.restore().await;
+        harness.publisher.publish(result("s-2")).await.unwrap();
+    };
+    let (again, ()) = tokio::join!(stream.next(Duration::from_secs(20)), restore);
+    let again = again.unwrap().expect("a result after reconnecting");
+    assert!(
+        !stream.ack(&first).await.unwrap(),
+        "the old delivery cannot be acked"
+    );
+    let mut got = vec![again];
+    while got.len() < 2 {
+        got.push(
+            stream
+                .next(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .expect("both results"),
+        );
+    }
+    let mut seen = BTreeMap::new();
+    for r in &got {
+        let id = r.result.as_ref().unwrap().submission_id.clone();
+        seen.insert(id, r.duplicate);
+        assert!(stream.ack(r).await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([("s-1".to_owned(), true), ("s-2".to_owned(), false)]),
+        "the redelivered result is flagged as a duplicate"
+    );
+    stream.close().await;
+    client.close().await;
+    assert_eq!(harness.queue_len(&queue).await, 0, "everything acked");
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_consumes_again_after_losing_its_connection() {
+    // The worker's log (loss, reconnect) is shown if the test fails.
+    pipeline::logging::init(0);
+    let settings = settings(&[
+        ("broker.reconnect_timeout", "20s"),
+        ("worker.batch_max_wait", "5ms"),
+    ]);
+    let mut harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let participant = ParticipantId::new("p-worker").unwrap();
+    let queue = harness.reply_queue(&participant).await;
+    let worker = RunningWorker::start(&proxy.settings(&settings));
+    let producer = Client::connect(&settings, "test-producer").await.unwrap();
+    let submit = |glucose: f64| {
+        let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
+        client::encrypt_submission(&participant, shared_key(), &readings).unwrap()
+    };
+    let first = submit(5.0);
+    producer.submit(&first).await.unwrap();
+    assert_eq!(
+        harness.take(&queue, 1, Duration::from_secs(30)).await.len(),
+        1
+    );
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = submit(6.0);
+    producer.submit(&second).await.unwrap();
+    proxy.restore().await;
+    // The first submission may be answered again: the cut can come between its result's
+    // confirm and its ack (at-least-once).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answered = Vec::new();
+    while !answered.contains(&second.submission_id) && Instant::now() < deadline {
+        for r in common::json_bodies(&harness.take(&queue, 1, Duration::from_secs(1)).await) {
+            answered.push(r["submission_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        answered.contains(&second.submission_id),
+        "the worker came back and answered: {answered:?}"
+    );
+    assert!(
+        answered
+            .iter()
+            .all(|id| *id == second.submission_id || *id == first.submission_id)
+    );
+    assert_eq!(worker.stats.snapshot().sessions, 2, "one reconnect");
+    producer.close().await;
+    worker.stop().await;
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cannot_reconnect_in_time_fails_instead_of_hanging() {
+    let settings = settings(&[
+        ("broker.reconnect_timeout", "1s"),
+        ("broker.connect_timeout", "500ms"),
+    ]);
+    let harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let client = Client::connect(&proxy.settings(&settings), "test-producer")
+        .await
+        .unwrap();
+    proxy.cut();
+    let started = Instant::now();
+    let err = client
+        .publish_all(&[message(&harness, 0, 16)])
+        .await
+        .expect_err("the broker stays unreachable");
+    let took = started.elapsed();
+    assert!(
+        err.to_string().contains("cannot connect to the broker"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    harness.cleanup().await;
+}
