@@ -156,9 +156,17 @@ async fn publishes_lost_with_the_connection_are_republished_after_reconnecting()
     let (published, ()) = tokio::join!(client.publish_all(&big), cut_and_restore);
     published.expect("published after reconnecting");
 
+    // publish_all returned: every message is confirmed, so the queue holds all of them, each
+    // at least once. Read them all (a cap below the count would report duplicates as losses).
+    let in_queue = harness.queue_len(&harness.topology.work_queue).await as usize;
+    assert!(
+        (250..=500).contains(&in_queue),
+        "250 messages, each republished at most once per cut (two cuts), but {in_queue} queued"
+    );
     let queued = harness
-        .take(&harness.topology.work_queue, 400, Duration::from_secs(10))
+        .take(&harness.topology.work_queue, in_queue, Duration::from_secs(20))
         .await;
+    assert_eq!(queued.len(), in_queue, "every queued message could be read");
     let ids: Vec<String> = queued
         .iter()
         .map(|m| {
