@@ -10,6 +10,9 @@
 //!   unconfirmed when the connection is lost, so that it republishes exactly those on a new one.
 //! - [`is_connection_loss`] / [`caused_by_connection_loss`] tell a lost connection (worth
 //!   reconnecting for) from a refusal (worth reporting).
+//! - [`answered_within`], [`close_connection`] and [`close_channel`] bound the waits for the
+//!   broker's answer where lapin has none (setting up, closing): a connection that dies at the
+//!   wrong moment must not leave a process waiting for ever.
 //!
 //! The binaries do not use lapin's automatic recovery: it is silent (no log says the connection
 //! was lost or how long it took to come back), and deliveries received before a recovery can no
@@ -76,6 +79,75 @@ pub enum BrokerError {
     /// A name or id does not fit an AMQP short string.
     #[error("{0:?} is too long for an AMQP short string (255 bytes)")]
     NameTooLong(String),
+    /// The broker did not answer a request in time: the connection is treated as lost.
+    #[error("{context}: no answer from the broker within {}", humantime::format_duration(*.after))]
+    Stalled {
+        /// What was being done.
+        context: &'static str,
+        /// How long was waited.
+        after: Duration,
+    },
+}
+
+/// How long a connection or channel that is being given up is given to close politely.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs a request to the broker (`fut`), giving up after `limit` with [`BrokerError::Stalled`].
+///
+/// Why: a lapin request waits for the broker's answer, and when the connection dies at the wrong
+/// moment (a reset while a session is being set up, a broker restarting) that answer may never
+/// come and nothing else ends the wait. Every setup step is bounded so that a process either
+/// proceeds or reconnects; a stalled step counts as a connection loss.
+pub async fn answered_within<T, E>(
+    limit: Duration,
+    context: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    E: From<BrokerError>,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(BrokerError::Stalled {
+            context,
+            after: limit,
+        }
+        .into()),
+    }
+}
+
+/// Closes `conn` politely when it is still up, waiting at most [`CLOSE_GRACE`].
+///
+/// lapin's close waits for the broker's close-ok; on a connection that died or is dying it can
+/// wait for ever (amqp-rs/lapin#400), and a process must not hang while letting go of a
+/// connection it no longer needs. Closing is best effort: the broker requeues whatever was
+/// unacked on the connection however it ends.
+pub async fn close_connection(conn: &Connection, reason: &str) {
+    if !conn.status().connected() {
+        return;
+    }
+    let closing = conn.close(200, reason.into());
+    if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
+        debug!(
+            reason,
+            "the broker did not confirm closing the connection in time; dropped"
+        );
+    }
+}
+
+/// Closes `channel` politely when it is still up, waiting at most [`CLOSE_GRACE`] (see
+/// [`close_connection`] for why).
+pub async fn close_channel(channel: &Channel, reason: &str) {
+    if !channel.status().connected() {
+        return;
+    }
+    let closing = channel.close(200, reason.into());
+    if tokio::time::timeout(CLOSE_GRACE, closing).await.is_err() {
+        debug!(
+            reason,
+            "the broker did not confirm closing the channel in time; dropped"
+        );
+    }
 }
 
 /// How hard [`connect`] tries.
@@ -108,7 +180,8 @@ pub fn is_connection_loss(err: &lapin::Error) -> bool {
     }
 }
 
-/// Whether `err` or any error in its source chain is a connection loss ([`is_connection_loss`]).
+/// Whether `err` or any error in its source chain is a connection loss ([`is_connection_loss`])
+/// or a request the broker left unanswered ([`BrokerError::Stalled`]).
 pub fn caused_by_connection_loss(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(e) = next {
@@ -117,10 +190,10 @@ pub fn caused_by_connection_loss(err: &(dyn std::error::Error + 'static)) -> boo
         {
             return true;
         }
-        if let Some(BrokerError::Channel { source, .. }) = e.downcast_ref::<BrokerError>()
-            && is_connection_loss(source)
-        {
-            return true;
+        match e.downcast_ref::<BrokerError>() {
+            Some(BrokerError::Channel { source, .. }) if is_connection_loss(source) => return true,
+            Some(BrokerError::Stalled { .. }) => return true,
+            _ => {}
         }
         next = e.source();
     }

@@ -187,8 +187,26 @@ impl Client {
         generation: u64,
     ) -> Result<Link, ClientError> {
         let conn = broker::connect(broker, role, retry, false).await?;
-        let publisher = ConfirmedPublisher::new(&conn).await?;
-        topology.declare(publisher.channel()).await?;
+        // Bounded: a connection dying during the setup must mean reconnecting, not waiting for
+        // an answer that never comes.
+        let setup = async {
+            let publisher = ConfirmedPublisher::new(&conn).await?;
+            topology.declare(publisher.channel()).await?;
+            Ok::<_, ClientError>(publisher)
+        };
+        let publisher = match broker::answered_within(
+            broker.connect_timeout,
+            "setting up the connection",
+            setup,
+        )
+        .await
+        {
+            Ok(publisher) => publisher,
+            Err(err) => {
+                broker::close_connection(&conn, "connection setup failed").await;
+                return Err(err);
+            }
+        };
         Ok(Link {
             conn: Arc::new(conn),
             publisher,
@@ -255,10 +273,7 @@ impl Client {
             &mut *self.link.lock().unwrap_or_else(PoisonError::into_inner),
             link,
         );
-        let _ = old
-            .conn
-            .close(200, "replaced after a connection loss".into())
-            .await;
+        broker::close_connection(&old.conn, "replaced after a connection loss").await;
         info!(
             role = self.role,
             after_ms = started.elapsed().as_millis() as u64,
@@ -415,8 +430,14 @@ impl Client {
             .retrying(|link| {
                 let queue = queue.clone();
                 async move {
-                    let (channel, consumer) =
-                        consume(&link.conn, participant, &queue, prefetch).await?;
+                    let (channel, consumer) = consume(
+                        &link.conn,
+                        participant,
+                        &queue,
+                        prefetch,
+                        self.broker.connect_timeout,
+                    )
+                    .await?;
                     Ok((channel, consumer, link.generation))
                 }
             })
@@ -435,13 +456,28 @@ impl Client {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        let link = self.link();
-        let _ = link.conn.close(200, "done".into()).await;
+        broker::close_connection(&self.link().conn, "done").await;
     }
 }
 
-/// Opens a channel with the prefetch window and consumes `queue` on it.
+/// Opens a channel with the prefetch window and consumes `queue` on it, giving the broker
+/// `limit` to answer (see [`broker::answered_within`]).
 async fn consume(
+    conn: &Connection,
+    participant: &ParticipantId,
+    queue: &str,
+    prefetch: u16,
+    limit: Duration,
+) -> Result<(Channel, Consumer), ClientError> {
+    broker::answered_within(
+        limit,
+        "starting to consume the reply queue",
+        consume_unbounded(conn, participant, queue, prefetch),
+    )
+    .await
+}
+
+async fn consume_unbounded(
     conn: &Connection,
     participant: &ParticipantId,
     queue: &str,
@@ -565,13 +601,14 @@ impl ResultStream<'_> {
         let participant = self.participant.clone();
         let queue = self.queue.clone();
         let prefetch = self.prefetch;
+        let limit = self.client.broker.connect_timeout;
         let (channel, consumer, generation) = self
             .client
             .retrying(|link| {
                 let (participant, queue) = (participant.clone(), queue.clone());
                 async move {
                     let (channel, consumer) =
-                        consume(&link.conn, &participant, &queue, prefetch).await?;
+                        consume(&link.conn, &participant, &queue, prefetch, limit).await?;
                     Ok((channel, consumer, link.generation))
                 }
             })
@@ -605,7 +642,7 @@ impl ResultStream<'_> {
 
     /// Stops consuming.
     pub async fn close(self) {
-        let _ = self.channel.close(200, "done".into()).await;
+        broker::close_channel(&self.channel, "done").await;
     }
 }
 

@@ -1,10 +1,11 @@
 //! Lost connections, in seconds and without touching the shared broker: producer, consumer and
 //! worker reach the broker through a loopback TCP proxy of the test's own, which the test cuts
-//! (every connection dropped, nothing listening) and restores. Checks that a publish interrupted
+//! (every connection dropped, nothing listening) and restores, or freezes (connections open,
+//! nothing answered). Checks that a publish interrupted
 //! by the loss is republished and confirmed, that a result stream consumes again and gets the
 //! unacked result redelivered (flagged as a duplicate), that a worker consumes again, and that a
 //! client which cannot get back within `broker.reconnect_timeout` fails with an error instead
-//! of hanging. (A real broker restart is in scripts/reliability.)
+//! of hanging, and that a worker whose broker stops answering still stops when asked. (A real broker restart is in scripts/reliability.)
 
 mod common;
 
@@ -20,14 +21,37 @@ use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
 use pipeline::client::{self, Client};
 use pipeline::config::Settings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A TCP forwarder 127.0.0.1:<port> -> the broker that can be cut and restored.
+/// A TCP forwarder 127.0.0.1:<port> -> the broker that can be cut and restored, or frozen.
 struct Proxy {
     port: u16,
     upstream: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// While true, nothing is forwarded either way but every socket stays open: a broker that
+    /// stopped answering (hung, or a network path that silently drops), not one that went away.
+    frozen: watch::Sender<bool>,
+}
+
+/// Copies `from` to `to` until either side closes, holding every chunk back while `frozen`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -38,6 +62,7 @@ impl Proxy {
             port,
             upstream,
             tasks: Arc::default(),
+            frozen: watch::Sender::new(false),
         };
         proxy.serve(listener);
         proxy
@@ -46,11 +71,18 @@ impl Proxy {
     fn serve(&self, listener: TcpListener) {
         let upstream = self.upstream;
         let tasks = Arc::clone(&self.tasks);
+        let frozen = self.frozen.clone();
         let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
+                let frozen = frozen.clone();
                 let forward = tokio::spawn(async move {
-                    if let Ok(mut broker) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    if let Ok(broker) = TcpStream::connect(upstream).await {
+                        let (client_in, client_out) = client.into_split();
+                        let (broker_in, broker_out) = broker.into_split();
+                        tokio::join!(
+                            pump(client_in, broker_out, frozen.subscribe()),
+                            pump(broker_in, client_out, frozen.subscribe()),
+                        );
                     }
                 });
                 tasks.lock().unwrap().push(forward);
@@ -65,6 +97,11 @@ impl Proxy {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
+    }
+
+    /// Stops forwarding, keeping every connection open.
+    fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 
     /// Listens again on the same port.
@@ -164,7 +201,11 @@ async fn publishes_lost_with_the_connection_are_republished_after_reconnecting()
         "250 messages, each republished at most once per cut (two cuts), but {in_queue} queued"
     );
     let queued = harness
-        .take(&harness.topology.work_queue, in_queue, Duration::from_secs(20))
+        .take(
+            &harness.topology.work_queue,
+            in_queue,
+            Duration::from_secs(20),
+        )
         .await;
     assert_eq!(queued.len(), in_queue, "every queued message could be read");
     let ids: Vec<String> = queued
@@ -334,5 +375,43 @@ async fn a_client_that_cannot_reconnect_in_time_fails_instead_of_hanging() {
         "{err}"
     );
     assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_broker_stops_answering_still_stops_when_asked() {
+    pipeline::logging::init(0);
+    let settings = settings(&[
+        ("worker.batch_max_wait", "5ms"),
+        ("worker.shutdown_grace", "1s"),
+    ]);
+    let mut harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let participant = ParticipantId::new("p-frozen").unwrap();
+    let queue = harness.reply_queue(&participant).await;
+    let worker = RunningWorker::start(&proxy.settings(&settings));
+    // Answered once: the worker is consuming through the proxy.
+    let producer = Client::connect(&settings, "test-producer").await.unwrap();
+    let readings = BTreeMap::from([("glucose".to_owned(), vec![5.0])]);
+    let submission = client::encrypt_submission(&participant, shared_key(), &readings).unwrap();
+    producer.submit(&submission).await.unwrap();
+    assert_eq!(
+        harness.take(&queue, 1, Duration::from_secs(30)).await.len(),
+        1
+    );
+
+    // The broker goes silent: the cancel, channel close and connection closes of the shutdown
+    // are never answered. Each wait is bounded, so the worker still ends (the broker requeues
+    // whatever it held once the connections die).
+    proxy.freeze();
+    let started = Instant::now();
+    worker.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "stopped only after {took:?}"
+    );
+    producer.close().await;
+    proxy.cut();
     harness.cleanup().await;
 }

@@ -21,6 +21,10 @@
 //!   deliveries from before it cannot be acked.)
 //! - **Shutdown**: when the shutdown signal fires, the consumer is cancelled, the deliveries
 //!   already received are processed, published and acked, and [`run`] returns.
+//! - **No unbounded waits on the broker**: session setup is bounded by `broker.connect_timeout`,
+//!   and the cancel and the closes of a shutdown or a lost session by
+//!   [`broker::CLOSE_GRACE`]: a connection that dies (or a broker
+//!   that stops answering) at the wrong moment makes the worker reconnect or stop, never hang.
 
 mod batch;
 mod dead_letter;
@@ -252,29 +256,45 @@ impl Session {
     ) -> Result<Self, WorkerError> {
         let publish_conn =
             broker::connect(&settings.broker, "worker-publish", retry, false).await?;
-        let publisher = ConfirmedPublisher::new(&publish_conn).await?;
-        topology.declare(publisher.channel()).await?;
         let consume_conn =
             broker::connect(&settings.broker, "worker-consume", retry, false).await?;
-        let channel_err = |context| move |source| BrokerError::Channel { context, source };
-        let channel = consume_conn
-            .create_channel()
-            .await
-            .map_err(channel_err("opening the consuming channel"))?;
-        channel
-            .basic_qos(settings.broker.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(channel_err("setting the prefetch window"))?;
-        let consumer = channel
-            .basic_consume(
-                ShortString::try_new(topology.work_queue.clone())
-                    .map_err(|_| BrokerError::NameTooLong(topology.work_queue.clone()))?,
-                ShortString::try_new(tag).map_err(|_| BrokerError::NameTooLong(tag.to_owned()))?,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(channel_err("consuming the work queue"))?;
+        // Each step waits for the broker's answer; bounded, so that a connection dying in the
+        // middle of the setup means reconnecting, not waiting for ever.
+        let limit = settings.broker.connect_timeout;
+        let setup = async {
+            let publisher = ConfirmedPublisher::new(&publish_conn).await?;
+            topology.declare(publisher.channel()).await?;
+            let channel_err = |context| move |source| BrokerError::Channel { context, source };
+            let channel = consume_conn
+                .create_channel()
+                .await
+                .map_err(channel_err("opening the consuming channel"))?;
+            channel
+                .basic_qos(settings.broker.prefetch, BasicQosOptions { global: false })
+                .await
+                .map_err(channel_err("setting the prefetch window"))?;
+            let consumer = channel
+                .basic_consume(
+                    ShortString::try_new(topology.work_queue.clone())
+                        .map_err(|_| BrokerError::NameTooLong(topology.work_queue.clone()))?,
+                    ShortString::try_new(tag)
+                        .map_err(|_| BrokerError::NameTooLong(tag.to_owned()))?,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(channel_err("consuming the work queue"))?;
+            Ok::<_, WorkerError>((publisher, channel, consumer))
+        };
+        let (publisher, channel, consumer) =
+            match broker::answered_within(limit, "setting up the worker session", setup).await {
+                Ok(parts) => parts,
+                Err(err) => {
+                    broker::close_connection(&consume_conn, "session setup failed").await;
+                    broker::close_connection(&publish_conn, "session setup failed").await;
+                    return Err(err);
+                }
+            };
         info!(queue = topology.work_queue, tag, "consuming");
         Ok(Session {
             consume_conn,
@@ -394,20 +414,23 @@ impl Session {
             tag = ctx.tag,
             "shutdown requested: cancelling the consumer, finishing the deliveries in hand"
         );
-        if let Err(err) = self
+        let cancel = self
             .channel
-            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
-            .await
-        {
-            warn!(error = %err, "cancelling the consumer failed");
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default());
+        match tokio::time::timeout(broker::CLOSE_GRACE, cancel).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(error = %err, "cancelling the consumer failed"),
+            // A dead connection: nothing more will be delivered on it anyway.
+            Err(_) => warn!("the broker did not answer the cancel; finishing what is in hand"),
         }
         Instant::now()
     }
 
+    /// Lets go of the session's connections; bounded, whatever state they are in.
     async fn close(self) {
         drop(self.consumer);
-        let _ = self.channel.close(200, "worker stopping".into()).await;
-        let _ = self.consume_conn.close(200, "worker stopping".into()).await;
-        let _ = self.publish_conn.close(200, "worker stopping".into()).await;
+        broker::close_channel(&self.channel, "worker stopping").await;
+        broker::close_connection(&self.consume_conn, "worker stopping").await;
+        broker::close_connection(&self.publish_conn, "worker stopping").await;
     }
 }
