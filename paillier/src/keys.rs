@@ -41,13 +41,20 @@ impl KeyBounds {
         }
     }
 
+    /// No bounds accept a modulus shorter than this, whatever `min_bits` says: below 8 (n < 8:
+    /// 1, 3, 5, 7) n is no product of two odd primes and the key's derived values (n/3 − 1)
+    /// would be degenerate. From 8 bits up the small-factor check refuses what is not a
+    /// Paillier modulus.
+    pub const FLOOR_BITS: u64 = 4;
+
     fn check(&self, bits: u64) -> Result<(), Error> {
-        if (self.min_bits..=self.max_bits).contains(&bits) {
+        let min = self.min_bits.max(Self::FLOOR_BITS);
+        if (min..=self.max_bits).contains(&bits) {
             Ok(())
         } else {
             Err(Error::KeySize {
                 bits,
-                min: self.min_bits,
+                min,
                 max: self.max_bits,
             })
         }
@@ -529,6 +536,27 @@ impl Eq for PrivateKey {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bounds that allow anything still refuse the moduli for which a key cannot be built,
+    /// with an error and without a panic.
+    #[test]
+    fn tiny_moduli_are_refused_whatever_the_bounds() {
+        let anything = KeyBounds::new(0..=64);
+        for n in 0u32..8 {
+            assert!(
+                matches!(
+                    PublicKey::from_n_with_bounds(BigUint::from(n), anything),
+                    Err(Error::KeySize { min: 4, .. })
+                ),
+                "n = {n}"
+            );
+        }
+        for n in (9u32..64).step_by(2) {
+            // Accepted or refused (a small factor), never a panic.
+            let _ = PublicKey::from_n_with_bounds(BigUint::from(n), anything);
+        }
+        assert!(PublicKey::from_n_with_bounds(BigUint::from(15u32), anything).is_err());
+    }
 
     /// The closed form of h agrees with its definition, L(g^(p-1) mod p²)⁻¹ mod p.
     #[test]
