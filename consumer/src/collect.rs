@@ -202,11 +202,11 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     // pushes each result as it arrives, nothing is polled.
     let mut owed: HashMap<usize, u32> = HashMap::new();
     let mut consumed = Vec::new();
-    for participant in &participants {
-        let (queue, ready) = client
-            .declare_reply_queue_counted(participant)
-            .await
-            .with_context(|| format!("declaring the reply queue of {participant}"))?;
+    let declared = client
+        .declare_reply_queues(&participants)
+        .await
+        .context("declaring the reply queues")?;
+    for (participant, (queue, ready)) in participants.iter().zip(declared) {
         let waited_for = args.wait.is_some() && expected.contains_key(participant);
         if ready > 0 || waited_for {
             if ready > 0 {

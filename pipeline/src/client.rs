@@ -65,6 +65,9 @@ pub enum ClientError {
     /// Topology declaration failure.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// A task of the client's own ended abnormally (a bug: they do not panic otherwise).
+    #[error("internal error: {0}")]
+    Task(String),
 }
 
 impl ClientError {
@@ -128,6 +131,9 @@ pub fn encrypt_submission(
     let id = uuid::Uuid::new_v4().to_string();
     Ok(SubmissionWire::encrypt(&id, participant, key, readings)?)
 }
+
+/// Reply queue declares [`Client::declare_reply_queues`] keeps in flight at once.
+pub const DECLARES_IN_FLIGHT: usize = 64;
 
 /// Reconnects one operation may go through before its error is returned (a broker that keeps
 /// dropping connections is a failure, not a loss to wait out).
@@ -324,6 +330,60 @@ impl Client {
                 .topology
                 .declare_reply_queue_counted(link.publisher.channel(), participant)
                 .await?)
+        })
+        .await
+    }
+
+    /// Declares the reply queues of many participants at once; returns, in the same order,
+    /// each queue's name and the results ready in it. Up to [`DECLARES_IN_FLIGHT`] declares are
+    /// sent without waiting for each other's answers (pipelined on one channel): the broker
+    /// still handles them one after another, but the round trips no longer add up. Reconnects
+    /// when the connection was lost (and declares them all again: declaring is idempotent).
+    pub async fn declare_reply_queues(
+        &self,
+        participants: &[ParticipantId],
+    ) -> Result<Vec<(String, u32)>, ClientError> {
+        self.retrying(|link| async move {
+            let mut declared = Vec::with_capacity(participants.len());
+            for chunk in participants.chunks(DECLARES_IN_FLIGHT) {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, participant) in chunk.iter().enumerate() {
+                    let (topology, participant) = (self.topology.clone(), participant.clone());
+                    let channel = link.publisher.channel().clone();
+                    tasks.spawn(async move {
+                        let declared = topology
+                            .declare_reply_queue_counted(&channel, &participant)
+                            .await;
+                        (i, declared)
+                    });
+                }
+                let mut answers: Vec<Option<(String, u32)>> = vec![None; chunk.len()];
+                let mut first_error = None;
+                while let Some(joined) = tasks.join_next().await {
+                    // A declare task cannot panic short of a bug in lapin; report it as such.
+                    let (i, outcome) =
+                        joined.map_err(|e| ClientError::Task(format!("declaring a queue: {e}")))?;
+                    match outcome {
+                        Ok(answer) => answers[i] = Some(answer),
+                        Err(err) => {
+                            // One refused declare closes the channel under the others: report
+                            // the refusal, not the closed channel it caused.
+                            let err = ClientError::from(err);
+                            if first_error
+                                .as_ref()
+                                .is_none_or(|e: &ClientError| e.is_connection_loss())
+                            {
+                                first_error = Some(err);
+                            }
+                        }
+                    }
+                }
+                if let Some(err) = first_error {
+                    return Err(err);
+                }
+                declared.extend(answers.into_iter().flatten());
+            }
+            Ok(declared)
         })
         .await
     }
