@@ -4,7 +4,8 @@
 //!
 //! A [`Client`] survives a lost connection (broker restart, network failure): [`Client::submit`]
 //! and [`Client::publish_all`] reconnect and republish what the broker had not confirmed, a
-//! [`ResultStream`] reconnects and consumes again (unacked results are redelivered by the
+//! [`ResultStream`] (one reply queue) or a [`CohortStream`] (many reply queues on one channel,
+//! for whole cohorts) reconnects and consumes again (unacked results are redelivered by the
 //! broker; [`Received::duplicate`] marks the ones already seen). Other operations report the
 //! loss ([`ClientError::is_connection_loss`]) and the caller decides to [`Client::reconnect`] and
 //! retry. Reconnecting gives up after `broker.reconnect_timeout`.
