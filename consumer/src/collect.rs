@@ -1,28 +1,37 @@
 //! `consumer collect`: the results of a whole cohort into one file.
 //!
-//! For every participant (the key store's, or `--participants FILE`), the messages waiting in the
-//! reply queue are counted (a passive declare), exactly that many are taken, decrypted in
-//! parallel (rayon), written one row per submission and flushed, and only then acked. A result
-//! whose submission id was already written in this run is a duplicate (at-least-once delivery):
-//! acked, counted, not written again. With `--wait`, rounds repeat over the participants still
-//! waiting until every expected result arrived or the time is up; expected is one result per
-//! participant, or with `--journal` (from `producer enroll`) exactly the journal's submissions.
+//! Every participant's reply queue (the key store's participants, or `--participants FILE`) is
+//! declared once, which also tells how many results it holds. Then all the queues that owe
+//! something are consumed at once, on one channel ([`Client::cohort_results`]): the broker pushes
+//! each result as it arrives, whichever participant it is for, so nothing is polled and one slow
+//! participant holds up nobody. What has arrived is decrypted together on rayon (key load and
+//! decryption, off the async runtime), written one row per submission and flushed, and only then
+//! acked. A result whose submission id was already written in this run is a duplicate
+//! (at-least-once delivery): acked, counted, not written again.
+//!
+//! Without `--wait`, one pass: the results queued at the start are taken (the pass ends early
+//! if nothing arrives for 5 s). With `--wait`, collecting goes on until every expected result
+//! arrived (and what was queued at the start was taken) or the time is up; expected is one
+//! result per participant, or with `--journal` (from `producer enroll`) exactly the journal's
+//! submissions.
 //!
 //! Faults: a lost connection is re-established (for at most `broker.reconnect_timeout`) and
-//! collecting goes on; results not acked before the loss are redelivered and recognised as
-//! duplicates. A re-run after a crash appends to the same file: the submissions the file already
-//! holds count as collected, and their redelivered results are acked, not written again.
+//! every queue is consumed again; results not acked before the loss are redelivered and
+//! recognised as duplicates. A re-run after a crash appends to the same file: the submissions
+//! the file already holds count as collected, and their redelivered results are acked, not
+//! written again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use pipeline::ParticipantId;
-use pipeline::client::{Client, Received};
+use pipeline::client::Client;
 use pipeline::config::Settings;
 use pipeline::journal::Journal;
-use pipeline::keystore::KeyStore;
+use pipeline::keystore::{KeyStore, KeyStoreError};
 use pipeline::messages::ResultStatus;
 use pipeline::progress::Progress;
 use rayon::prelude::*;
@@ -52,6 +61,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     wait: Option<Duration>,
 }
+
+/// Without `--wait`: the pass ends when no result arrived for this long (results counted at the
+/// start but taken meanwhile by another consumer would otherwise be waited for forever).
+const NO_WAIT_IDLE: Duration = Duration::from_secs(5);
+
+/// Most results decrypted in one go (what has arrived is taken, up to this many).
+const MAX_BATCH: usize = 256;
 
 /// Counters for the summary.
 #[derive(Debug, Default)]
@@ -179,89 +195,126 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     }
     let client = Client::connect(settings, "consumer-collect").await?;
     let deadline = args.wait.map(|w| Instant::now() + w);
-    let mut round: Vec<ParticipantId> = participants.clone();
-    loop {
-        for participant in &round {
-            let queue = client.declare_reply_queue(participant).await?;
-            let waiting = client
-                .message_count(&queue)
-                .await
-                .with_context(|| format!("counting the results in {queue}"))?;
-            if waiting == 0 {
-                continue;
+    // Every reply queue is declared once (it may not exist yet: collecting can start before the
+    // enrollment), and the declare's answer says how many results it holds now. Those are all
+    // taken, even for participants already complete (duplicates left by a crash are acked).
+    // Then every queue that owes something is consumed at once on one channel: the broker
+    // pushes each result as it arrives, nothing is polled.
+    let mut owed: HashMap<usize, u32> = HashMap::new();
+    let mut consumed = Vec::new();
+    let declared = client
+        .declare_reply_queues(&participants)
+        .await
+        .context("declaring the reply queues")?;
+    for (participant, (queue, ready)) in participants.iter().zip(declared) {
+        let waited_for = args.wait.is_some() && expected.contains_key(participant);
+        if ready > 0 || waited_for {
+            if ready > 0 {
+                owed.insert(consumed.len(), ready);
             }
-            let mut stream = client
-                .results(participant, settings.broker.prefetch)
-                .await?;
-            let mut batch: Vec<Received> = Vec::new();
-            while batch.len() < waiting as usize {
-                match stream.next(Duration::from_secs(5)).await? {
-                    Some(r) => batch.push(r),
-                    None => break,
-                }
-            }
-            let key = store.load_private(participant)?;
-            let (batch, decrypted) = tokio::task::spawn_blocking(move || {
-                let decrypted: Vec<Option<Result<Vec<_>, String>>> = batch
-                    .par_iter()
-                    .map(|r| match &r.result {
-                        Ok(m) if m.status == ResultStatus::Ok => {
-                            Some(m.decrypt(&key).map_err(|e| format!("cannot decrypt: {e}")))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                (batch, decrypted)
-            })
-            .await
-            .context("decryption thread")?;
-            for (received, decrypted) in batch.iter().zip(decrypted) {
-                let result = match &received.result {
-                    Err(reason) => {
-                        counts.unreadable += 1;
-                        warn!(%participant, %reason, "discarding a message that is not a result");
-                        stream.discard(received).await?;
-                        continue;
-                    }
-                    Ok(result) => result,
-                };
-                if !seen.insert(result.submission_id.clone()) {
-                    counts.duplicates += 1;
-                } else {
-                    let outcome = match (&result.status, &decrypted) {
-                        (ResultStatus::Ok, Some(Ok(values))) => RowOutcome::Ok(values),
-                        (ResultStatus::Ok, Some(Err(reason))) => RowOutcome::Error(reason.clone()),
-                        _ => RowOutcome::Error(result.error.as_ref().map_or_else(
-                            || "refused (no reason given)".to_owned(),
-                            |e| format!("{}: {}", e.kind, e.message),
-                        )),
-                    };
-                    if matches!(outcome, RowOutcome::Error(_)) {
-                        counts.errors += 1;
-                    }
-                    writer
-                        .write(participant.as_str(), result, &outcome)
-                        .with_context(|| format!("writing {}", args.out.display()))?;
-                    counts.results += 1;
-                    if complete(&mut expected, participant, &result.submission_id) {
-                        progress.inc(1);
-                    }
-                }
-                // Only now: the row is in the file (flushed to the OS).
-                stream.ack(received).await?;
-            }
-            stream.close().await;
+            consumed.push((participant.clone(), queue));
         }
-        let out_of_time = deadline.is_none_or(|d| Instant::now() >= d);
-        if expected.is_empty() || out_of_time {
+    }
+    let mut stream = None;
+    if !consumed.is_empty() {
+        stream = Some(
+            client
+                .cohort_results(consumed, settings.broker.prefetch)
+                .await?,
+        );
+    }
+    let keys = Arc::new(store);
+    while let Some(results) = stream.as_mut() {
+        if owed.is_empty() && (args.wait.is_none() || expected.is_empty()) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        round = participants
+        // Without --wait, a quiet spell ends the pass (results counted but taken by someone
+        // else); with it, only the deadline does.
+        let idle = match deadline {
+            None => NO_WAIT_IDLE,
+            Some(d) => d.saturating_duration_since(Instant::now()),
+        };
+        let Some(first) = results.next(idle).await? else {
+            break;
+        };
+        // Whatever else has arrived is decrypted together, across the cores.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match results.try_next() {
+                Some(r) => batch.push(r),
+                None => break,
+            }
+        }
+        let participants_of: Vec<ParticipantId> = batch
             .iter()
-            .filter(|p| expected.contains_key(*p))
-            .cloned()
+            .map(|r| results.queues()[r.index].0.clone())
             .collect();
+        let keys = Arc::clone(&keys);
+        let (batch, participants_of, decrypted) = tokio::task::spawn_blocking(move || {
+            let decrypted = batch
+                .par_iter()
+                .zip(&participants_of)
+                .map(|(r, participant)| match &r.received.result {
+                    Ok(m) if m.status == ResultStatus::Ok => {
+                        // A key that cannot be loaded is fatal, as a missing one is at start.
+                        let key = keys.load_private(participant)?;
+                        Ok(Some(
+                            m.decrypt(&key).map_err(|e| format!("cannot decrypt: {e}")),
+                        ))
+                    }
+                    _ => Ok(None),
+                })
+                .collect::<Result<Vec<_>, KeyStoreError>>();
+            (batch, participants_of, decrypted)
+        })
+        .await
+        .context("decryption thread")?;
+        let decrypted = decrypted?;
+        for ((item, participant), decrypted) in batch.iter().zip(&participants_of).zip(decrypted) {
+            if let Some(left) = owed.get_mut(&item.index) {
+                *left -= 1;
+                if *left == 0 {
+                    owed.remove(&item.index);
+                }
+            }
+            let received = &item.received;
+            let result = match &received.result {
+                Err(reason) => {
+                    counts.unreadable += 1;
+                    warn!(%participant, %reason, "discarding a message that is not a result");
+                    results.discard(received).await?;
+                    continue;
+                }
+                Ok(result) => result,
+            };
+            if !seen.insert(result.submission_id.clone()) {
+                counts.duplicates += 1;
+            } else {
+                let outcome = match (&result.status, &decrypted) {
+                    (ResultStatus::Ok, Some(Ok(values))) => RowOutcome::Ok(values),
+                    (ResultStatus::Ok, Some(Err(reason))) => RowOutcome::Error(reason.clone()),
+                    _ => RowOutcome::Error(result.error.as_ref().map_or_else(
+                        || "refused (no reason given)".to_owned(),
+                        |e| format!("{}: {}", e.kind, e.message),
+                    )),
+                };
+                if matches!(outcome, RowOutcome::Error(_)) {
+                    counts.errors += 1;
+                }
+                writer
+                    .write(participant.as_str(), result, &outcome)
+                    .with_context(|| format!("writing {}", args.out.display()))?;
+                counts.results += 1;
+                if complete(&mut expected, participant, &result.submission_id) {
+                    progress.inc(1);
+                }
+            }
+            // Only now: the row is in the file (flushed to the OS).
+            results.ack(received).await?;
+        }
+    }
+    if let Some(results) = stream {
+        results.close().await;
     }
     writer
         .sync()

@@ -4,7 +4,8 @@
 //!
 //! A [`Client`] survives a lost connection (broker restart, network failure): [`Client::submit`]
 //! and [`Client::publish_all`] reconnect and republish what the broker had not confirmed, a
-//! [`ResultStream`] reconnects and consumes again (unacked results are redelivered by the
+//! [`ResultStream`] (one reply queue) or a [`CohortStream`] (many reply queues on one channel,
+//! for whole cohorts) reconnects and consumes again (unacked results are redelivered by the
 //! broker; [`Received::duplicate`] marks the ones already seen). Other operations report the
 //! loss ([`ClientError::is_connection_loss`]) and the caller decides to [`Client::reconnect`] and
 //! retry. Reconnecting gives up after `broker.reconnect_timeout`.
@@ -65,6 +66,9 @@ pub enum ClientError {
     /// Topology declaration failure.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// A task of the client's own ended abnormally (a bug: they do not panic otherwise).
+    #[error("internal error: {0}")]
+    Task(String),
 }
 
 impl ClientError {
@@ -128,6 +132,9 @@ pub fn encrypt_submission(
     let id = uuid::Uuid::new_v4().to_string();
     Ok(SubmissionWire::encrypt(&id, participant, key, readings)?)
 }
+
+/// Reply queue declares [`Client::declare_reply_queues`] keeps in flight at once.
+pub const DECLARES_IN_FLIGHT: usize = 64;
 
 /// Reconnects one operation may go through before its error is returned (a broker that keeps
 /// dropping connections is a failure, not a loss to wait out).
@@ -328,6 +335,75 @@ impl Client {
         .await
     }
 
+    /// [`Client::declare_reply_queue`], also returning how many results were ready in the
+    /// queue (from the declare's own answer: no further round trip).
+    pub async fn declare_reply_queue_counted(
+        &self,
+        participant: &ParticipantId,
+    ) -> Result<(String, u32), ClientError> {
+        self.retrying(|link| async move {
+            Ok(self
+                .topology
+                .declare_reply_queue_counted(link.publisher.channel(), participant)
+                .await?)
+        })
+        .await
+    }
+
+    /// Declares the reply queues of many participants at once; returns, in the same order,
+    /// each queue's name and the results ready in it. Up to [`DECLARES_IN_FLIGHT`] declares are
+    /// sent without waiting for each other's answers (pipelined on one channel): the broker
+    /// still handles them one after another, but the round trips no longer add up. Reconnects
+    /// when the connection was lost (and declares them all again: declaring is idempotent).
+    pub async fn declare_reply_queues(
+        &self,
+        participants: &[ParticipantId],
+    ) -> Result<Vec<(String, u32)>, ClientError> {
+        self.retrying(|link| async move {
+            let mut declared = Vec::with_capacity(participants.len());
+            for chunk in participants.chunks(DECLARES_IN_FLIGHT) {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, participant) in chunk.iter().enumerate() {
+                    let (topology, participant) = (self.topology.clone(), participant.clone());
+                    let channel = link.publisher.channel().clone();
+                    tasks.spawn(async move {
+                        let declared = topology
+                            .declare_reply_queue_counted(&channel, &participant)
+                            .await;
+                        (i, declared)
+                    });
+                }
+                let mut answers: Vec<Option<(String, u32)>> = vec![None; chunk.len()];
+                let mut first_error = None;
+                while let Some(joined) = tasks.join_next().await {
+                    // A declare task cannot panic short of a bug in lapin; report it as such.
+                    let (i, outcome) =
+                        joined.map_err(|e| ClientError::Task(format!("declaring a queue: {e}")))?;
+                    match outcome {
+                        Ok(answer) => answers[i] = Some(answer),
+                        Err(err) => {
+                            // One refused declare closes the channel under the others: report
+                            // the refusal, not the closed channel it caused.
+                            let err = ClientError::from(err);
+                            if first_error
+                                .as_ref()
+                                .is_none_or(|e: &ClientError| e.is_connection_loss())
+                            {
+                                first_error = Some(err);
+                            }
+                        }
+                    }
+                }
+                if let Some(err) = first_error {
+                    return Err(err);
+                }
+                declared.extend(answers.into_iter().flatten());
+            }
+            Ok(declared)
+        })
+        .await
+    }
+
     /// Messages ready in an existing `queue` (a passive declare). Reconnects when the connection
     /// was lost.
     pub async fn message_count(&self, queue: &str) -> Result<u32, ClientError> {
@@ -454,6 +530,42 @@ impl Client {
         })
     }
 
+    /// Consumes many reply queues at once, on one channel (one consumer per queue, `prefetch`
+    /// each): the broker pushes results as they arrive, whichever participant they are for,
+    /// instead of each queue being polled in turn. `queues` are `(participant, reply queue)`
+    /// pairs whose queues exist (see [`Client::declare_reply_queue_counted`]). The stream
+    /// reconnects by itself after a connection loss and consumes every queue again.
+    pub async fn cohort_results(
+        &self,
+        queues: Vec<(ParticipantId, String)>,
+        prefetch: u16,
+    ) -> Result<CohortStream<'_>, ClientError> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let limit = self.broker.connect_timeout;
+        let (channel, generation) = self
+            .retrying(|link| {
+                let (queues, tx) = (&queues, tx.clone());
+                async move {
+                    let channel =
+                        consume_all(&link.conn, queues, prefetch, link.generation, &tx, limit)
+                            .await?;
+                    Ok((channel, link.generation))
+                }
+            })
+            .await?;
+        Ok(CohortStream {
+            client: self,
+            queues,
+            prefetch,
+            channel,
+            generation,
+            tx,
+            rx,
+            held: None,
+            seen: HashSet::new(),
+        })
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) {
         broker::close_connection(&self.link().conn, "done").await;
@@ -492,13 +604,24 @@ async fn consume_unbounded(
         .basic_qos(prefetch, BasicQosOptions { global: false })
         .await
         .map_err(err("setting the prefetch window"))?;
+    let consumer = consume_on(&channel, participant, queue).await?;
+    Ok((channel, consumer))
+}
+
+/// Starts a consumer of `queue` on `channel`, tagged after the participant, host and process
+/// (unique on the channel, and telling in the management UI).
+async fn consume_on(
+    channel: &Channel,
+    participant: &ParticipantId,
+    queue: &str,
+) -> Result<Consumer, ClientError> {
     let tag = format!(
         "consumer-{}-{}-{}",
         participant,
         broker::host_name(),
         std::process::id()
     );
-    let consumer = channel
+    Ok(channel
         .basic_consume(
             ShortString::try_new(queue.to_owned())
                 .map_err(|_| BrokerError::NameTooLong(queue.to_owned()))?,
@@ -507,8 +630,79 @@ async fn consume_unbounded(
             FieldTable::default(),
         )
         .await
-        .map_err(err("consuming the reply queue"))?;
-    Ok((channel, consumer))
+        .map_err(|source| BrokerError::Channel {
+            context: "consuming the reply queue",
+            source,
+        })?)
+}
+
+/// What a forwarding task reports about one consumer of a [`CohortStream`].
+struct CohortEvent {
+    /// The link generation the consumer belongs to (events of replaced channels are ignored).
+    generation: u64,
+    /// Index of the queue in [`CohortStream::queues`].
+    index: usize,
+    /// A delivery, a consumer error, or `None` when the consumer's stream ended.
+    item: Option<lapin::Result<Delivery>>,
+}
+
+type CohortSender = tokio::sync::mpsc::UnboundedSender<CohortEvent>;
+
+/// Opens one channel, sets the per-consumer prefetch and consumes every queue on it; one task per
+/// consumer forwards its deliveries into `tx`, tagged with `generation` and the queue's index.
+/// (The mpsc is unbounded, but what it can hold is bounded by the prefetch of each consumer.)
+/// Each request is given `limit` to be answered (see [`broker::answered_within`]); one at a
+/// time, since a cohort's thousands of consumes together may rightly take longer.
+async fn consume_all(
+    conn: &Connection,
+    queues: &[(ParticipantId, String)],
+    prefetch: u16,
+    generation: u64,
+    tx: &CohortSender,
+    limit: Duration,
+) -> Result<Channel, ClientError> {
+    let err = |context| move |source| BrokerError::Channel { context, source };
+    let channel = broker::answered_within(limit, "opening the reply channel", async {
+        conn.create_channel()
+            .await
+            .map_err(err("opening the reply channel"))
+    })
+    .await?;
+    broker::answered_within(limit, "setting the prefetch window", async {
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(err("setting the prefetch window"))
+    })
+    .await?;
+    for (index, (participant, queue)) in queues.iter().enumerate() {
+        let mut consumer = broker::answered_within(
+            limit,
+            "starting to consume a reply queue",
+            consume_on(&channel, participant, queue),
+        )
+        .await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(item) = consumer.next().await {
+                let failed = item.is_err();
+                let event = CohortEvent {
+                    generation,
+                    index,
+                    item: Some(item),
+                };
+                if tx.send(event).is_err() || failed {
+                    return; // the stream is gone, or this consumer is
+                }
+            }
+            let _ = tx.send(CohortEvent {
+                generation,
+                index,
+                item: None,
+            });
+        });
+    }
+    Ok(channel)
 }
 
 /// A result taken from a reply queue, not yet acknowledged.
@@ -644,6 +838,192 @@ impl ResultStream<'_> {
     pub async fn close(self) {
         broker::close_channel(&self.channel, "done").await;
     }
+}
+
+/// A result taken from one of the queues of a [`CohortStream`], not yet acknowledged.
+pub struct CohortReceived {
+    /// Index of its queue in the list given to [`Client::cohort_results`].
+    pub index: usize,
+    /// The result (`duplicate`: a result for the same submission came before on this stream).
+    pub received: Received,
+}
+
+/// Results arriving on many reply queues at once (see [`Client::cohort_results`]). After a
+/// connection loss it reconnects (via its [`Client`]) and consumes every queue again; the broker
+/// redelivers what was not acked.
+pub struct CohortStream<'c> {
+    client: &'c Client,
+    queues: Vec<(ParticipantId, String)>,
+    prefetch: u16,
+    channel: Channel,
+    generation: u64,
+    tx: CohortSender,
+    rx: tokio::sync::mpsc::UnboundedReceiver<CohortEvent>,
+    /// An event [`CohortStream::try_next`] took that is not a delivery: [`CohortStream::next`]
+    /// handles it.
+    held: Option<CohortEvent>,
+    seen: HashSet<String>,
+}
+
+impl CohortStream<'_> {
+    /// The `(participant, reply queue)` pairs consumed, in the order given.
+    pub fn queues(&self) -> &[(ParticipantId, String)] {
+        &self.queues
+    }
+
+    /// The next result from any of the queues, or `None` when nothing arrived for `idle`.
+    pub async fn next(&mut self, idle: Duration) -> Result<Option<CohortReceived>, ClientError> {
+        let mut resumed = 0;
+        loop {
+            let deadline = tokio::time::Instant::now() + idle;
+            let lost = loop {
+                let event = match self.held.take() {
+                    Some(event) => event,
+                    None => {
+                        // A channel whose connection died does not always end its consumers'
+                        // streams: look every second while waiting.
+                        let step = deadline
+                            .saturating_duration_since(tokio::time::Instant::now())
+                            .min(LIVENESS_CHECK);
+                        match tokio::time::timeout(step, self.rx.recv()).await {
+                            Ok(Some(event)) => event,
+                            // Cannot happen (the stream holds a sender); read as "nothing more".
+                            Ok(None) => return Ok(None),
+                            Err(_) if !self.channel.status().connected() => {
+                                break channel_lost("the reply channel closed");
+                            }
+                            Err(_) if tokio::time::Instant::now() >= deadline => return Ok(None),
+                            Err(_) => continue,
+                        }
+                    }
+                };
+                if event.generation != self.generation {
+                    continue; // from a channel replaced since: redelivered on the new one
+                }
+                match event.item {
+                    Some(Ok(delivery)) => return Ok(Some(self.received(event.index, delivery))),
+                    Some(Err(source)) => {
+                        break ClientError::from(BrokerError::Channel {
+                            context: "reading results",
+                            source,
+                        });
+                    }
+                    None if !self.channel.status().connected() => {
+                        break channel_lost("consumer ended");
+                    }
+                    // The broker cancelled this one consumer (its queue was deleted): the
+                    // other queues go on.
+                    None => warn!(
+                        queue = self.queues[event.index].1,
+                        "the broker cancelled the consumer of a reply queue"
+                    ),
+                }
+            };
+            if !lost.is_connection_loss() || resumed >= MAX_RECONNECTS {
+                return Err(lost);
+            }
+            resumed += 1;
+            self.resume(&lost).await?;
+        }
+    }
+
+    /// A result that has already arrived, without waiting; `None` when there is none (or when
+    /// what arrived is not a result: [`CohortStream::next`] deals with it).
+    pub fn try_next(&mut self) -> Option<CohortReceived> {
+        if self.held.is_some() {
+            return None;
+        }
+        loop {
+            let event = self.rx.try_recv().ok()?;
+            if event.generation != self.generation {
+                continue;
+            }
+            match event.item {
+                Some(Ok(delivery)) => return Some(self.received(event.index, delivery)),
+                item => {
+                    self.held = Some(CohortEvent { item, ..event });
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn received(&mut self, index: usize, delivery: Delivery) -> CohortReceived {
+        let result =
+            serde_json::from_slice::<ResultMessage>(&delivery.data).map_err(|e| e.to_string());
+        let duplicate = match &result {
+            Ok(r) => !self.seen.insert(r.submission_id.clone()),
+            Err(_) => false,
+        };
+        CohortReceived {
+            index,
+            received: Received {
+                delivery,
+                result,
+                duplicate,
+            },
+        }
+    }
+
+    /// Reconnects (unless another user of the client already did) and consumes every queue
+    /// again on a new channel.
+    async fn resume(&mut self, cause: &ClientError) -> Result<(), ClientError> {
+        self.client.reconnect_from(self.generation, cause).await?;
+        let (queues, prefetch) = (&self.queues, self.prefetch);
+        let limit = self.client.broker.connect_timeout;
+        let tx = self.tx.clone();
+        let (channel, generation) = self
+            .client
+            .retrying(|link| {
+                let tx = tx.clone();
+                async move {
+                    let channel =
+                        consume_all(&link.conn, queues, prefetch, link.generation, &tx, limit)
+                            .await?;
+                    Ok((channel, link.generation))
+                }
+            })
+            .await?;
+        self.channel = channel;
+        self.generation = generation;
+        info!(queues = self.queues.len(), "consuming results again");
+        Ok(())
+    }
+
+    /// Acknowledges a received result (after it was stored). `false`: the result came on a
+    /// connection lost since, and the broker will deliver it again (marked duplicate).
+    pub async fn ack(&self, received: &Received) -> Result<bool, ClientError> {
+        settled(
+            received.delivery.ack(BasicAckOptions::default()).await,
+            "acknowledging a result",
+        )
+    }
+
+    /// Drops an unreadable message (it would otherwise come back for ever).
+    pub async fn discard(&self, received: &Received) -> Result<bool, ClientError> {
+        settled(
+            received
+                .delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await,
+            "discarding a message",
+        )
+    }
+
+    /// Stops consuming: closing the channel cancels every consumer, and the broker requeues
+    /// whatever was delivered but not acked.
+    pub async fn close(self) {
+        broker::close_channel(&self.channel, "done").await;
+    }
+}
+
+/// A channel found closed while reading results: handled like a lost connection (if the
+/// connection is in fact fine, reconnecting is quick and harmless).
+fn channel_lost(why: &'static str) -> ClientError {
+    ClientError::from(BrokerError::Channel {
+        context: "reading results",
+        source: lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Closed, why).into(),
+    })
 }
 
 /// A settlement on a lost connection is not an error: the broker requeued the message when the

@@ -163,6 +163,16 @@ impl Topology {
         ch: &Channel,
         participant: &ParticipantId,
     ) -> Result<String, TopologyError> {
+        Ok(self.declare_reply_queue_counted(ch, participant).await?.0)
+    }
+
+    /// [`Topology::declare_reply_queue`], also returning how many messages were ready in the
+    /// queue (the declare's answer carries it, so no passive declare is needed to count).
+    pub async fn declare_reply_queue_counted(
+        &self,
+        ch: &Channel,
+        participant: &ParticipantId,
+    ) -> Result<(String, u32), TopologyError> {
         let name = self.reply_queue(participant);
         let mut args = FieldTable::default();
         if let Some(expires) = self.reply_queue_expires {
@@ -170,9 +180,9 @@ impl Topology {
             let ms = i32::try_from(expires.as_millis()).unwrap_or(i32::MAX);
             args.insert("x-expires".into(), AMQPValue::LongInt(ms));
         }
-        queue(ch, &name, args).await?;
+        let ready = queue(ch, &name, args).await?;
         bind(ch, &name, &self.results_exchange, &name).await?;
-        Ok(name)
+        Ok((name, ready))
     }
 
     /// Deletes every shared exchange and queue (tests and teardown scripts; never the binaries).
@@ -257,10 +267,11 @@ async fn exchange(
         })
 }
 
-async fn queue(ch: &Channel, name: &str, args: FieldTable) -> Result<(), TopologyError> {
+/// Declares a durable queue; returns the number of messages ready in it.
+async fn queue(ch: &Channel, name: &str, args: FieldTable) -> Result<u32, TopologyError> {
     ch.queue_declare(short_name(name)?, QueueDeclareOptions::durable(), args)
         .await
-        .map(drop)
+        .map(|q| q.message_count())
         .map_err(|source| TopologyError::Declare {
             what: "queue",
             name: name.to_owned(),

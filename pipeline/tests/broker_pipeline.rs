@@ -1,6 +1,7 @@
 //! End-to-end tests against the real RabbitMQ (AMQP_URL, default 127.0.0.1:5672): submissions go
 //! through in-process workers and come back as results that decrypt to the same numbers as the
-//! study computed on plaintext. Each test has its own topology prefix and deletes it at the end.
+//! study computed on plaintext; and the client's pipelined reply-queue declares answer each
+//! participant in order. Each test has its own topology prefix and deletes it at the end.
 
 mod common;
 
@@ -332,5 +333,62 @@ async fn a_valid_looking_submission_whose_computation_fails_is_retried_then_dead
     let stats = worker.stats.snapshot();
     assert_eq!((stats.retried, stats.failed, stats.done), (2, 1, 0));
     worker.stop().await;
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_reply_queue_declares_answer_each_participant_in_order() {
+    let settings = settings(&[]);
+    let mut harness = Harness::new(settings.clone()).await;
+    // More participants than declares kept in flight, so that two chunks are answered.
+    let participants: Vec<ParticipantId> = (0..client::DECLARES_IN_FLIGHT + 6)
+        .map(|i| ParticipantId::new(&format!("p-declare-{i:03}")).unwrap())
+        .collect();
+    // A few of them already hold results (i results for participant i): the counts must come
+    // back next to the right participant.
+    let holding = [1usize, 5, client::DECLARES_IN_FLIGHT + 2];
+    for &i in &holding {
+        let queue = harness.reply_queue(&participants[i]).await;
+        for n in 0..i {
+            harness
+                .publisher
+                .publish(pipeline::broker::Outgoing {
+                    exchange: harness.topology.results_exchange.clone(),
+                    routing_key: queue.clone(),
+                    body: format!("{{\"n\": {n}}}").into_bytes(),
+                    properties: lapin::BasicProperties::default().with_delivery_mode(2),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    for p in &participants {
+        harness.remember_queue(harness.topology.reply_queue(p));
+    }
+    let client = Client::connect(&settings, "test-declare").await.unwrap();
+    let declared = client.declare_reply_queues(&participants).await.unwrap();
+    assert_eq!(declared.len(), participants.len());
+    for (i, (p, (queue, ready))) in participants.iter().zip(&declared).enumerate() {
+        assert_eq!(queue, &harness.topology.reply_queue(p));
+        let expected = if holding.contains(&i) { i as u32 } else { 0 };
+        assert_eq!(*ready, expected, "{queue}");
+    }
+    // Declaring again changes nothing (idempotent), and the queues are bound: a result
+    // published to the results exchange under a queue's name lands in it.
+    let again = client.declare_reply_queues(&participants).await.unwrap();
+    assert_eq!(again, declared);
+    let last = &declared.last().unwrap().0;
+    harness
+        .publisher
+        .publish(pipeline::broker::Outgoing {
+            exchange: harness.topology.results_exchange.clone(),
+            routing_key: last.clone(),
+            body: b"{}".to_vec(),
+            properties: lapin::BasicProperties::default().with_delivery_mode(2),
+        })
+        .await
+        .unwrap();
+    assert_eq!(harness.queue_len(last).await, 1);
+    client.close().await;
     harness.cleanup().await;
 }

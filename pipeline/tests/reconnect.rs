@@ -1,11 +1,12 @@
 //! Lost connections, in seconds and without touching the shared broker: producer, consumer and
 //! worker reach the broker through a loopback TCP proxy of the test's own, which the test cuts
 //! (every connection dropped, nothing listening) and restores, or freezes (connections open,
-//! nothing answered). Checks that a publish interrupted
-//! by the loss is republished and confirmed, that a result stream consumes again and gets the
-//! unacked result redelivered (flagged as a duplicate), that a worker consumes again, and that a
-//! client which cannot get back within `broker.reconnect_timeout` fails with an error instead
-//! of hanging, and that a worker whose broker stops answering still stops when asked. (A real broker restart is in scripts/reliability.)
+//! nothing answered). Checks that a publish interrupted by the loss is republished and
+//! confirmed, that a result stream consumes again and gets the unacked result redelivered (flagged as a duplicate), that a stream over many reply queues
+//! (`consumer collect`'s) consumes them all again with the same guarantee, that a worker
+//! consumes again, that a client which cannot get back within `broker.reconnect_timeout`
+//! fails with an error instead of hanging, and that a worker whose broker stops answering still
+//! stops when asked. (A real broker restart is in scripts/reliability.)
 
 mod common;
 
@@ -295,6 +296,120 @@ async fn a_result_stream_consumes_again_and_gets_the_unacked_result_back() {
     stream.close().await;
     client.close().await;
     assert_eq!(harness.queue_len(&queue).await, 0, "everything acked");
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results_back() {
+    let settings = settings(&[("broker.reconnect_timeout", "20s")]);
+    let mut harness = Harness::new(settings.clone()).await;
+    let proxy = proxy_for(&settings).await;
+    let client = Client::connect(&proxy.settings(&settings), "test-collect")
+        .await
+        .unwrap();
+    let mut queues = Vec::new();
+    for i in 0..3 {
+        let participant = ParticipantId::new(&format!("p-cohort-{i}")).unwrap();
+        let (queue, ready) = client
+            .declare_reply_queue_counted(&participant)
+            .await
+            .unwrap();
+        assert_eq!(ready, 0);
+        harness.remember_queue(queue.clone());
+        queues.push((participant, queue));
+    }
+    let mut stream = client.cohort_results(queues.clone(), 10).await.unwrap();
+    let result = |queue: &str, id: &str| Outgoing {
+        exchange: harness.topology.results_exchange.clone(),
+        routing_key: queue.to_owned(),
+        body: serde_json::to_vec(&serde_json::json!({
+            "version": 1, "submission_id": id, "status": "ok", "outputs": []
+        }))
+        .unwrap(),
+        properties: BasicProperties::default().with_delivery_mode(2),
+    };
+    // One result per queue, taken and not acked.
+    for (i, (_, queue)) in queues.iter().enumerate() {
+        harness
+            .publisher
+            .publish(result(queue, &format!("s-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut before = Vec::new();
+    while before.len() < 3 {
+        let r = stream
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .expect("a result from each queue");
+        assert!(!r.received.duplicate);
+        before.push(r);
+    }
+    let mut from: Vec<usize> = before.iter().map(|r| r.index).collect();
+    from.sort_unstable();
+    assert_eq!(from, [0, 1, 2], "each queue delivered its own result");
+
+    // Lost before the acks: all three come back on the new channel, plus a new one.
+    proxy.cut();
+    let restore = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.restore().await;
+        harness
+            .publisher
+            .publish(result(&queues[1].1, "s-new"))
+            .await
+            .unwrap();
+    };
+    let (again, ()) = tokio::join!(stream.next(Duration::from_secs(20)), restore);
+    let mut got = vec![again.unwrap().expect("a result after reconnecting")];
+    for old in &before {
+        assert!(
+            !stream.ack(&old.received).await.unwrap(),
+            "an old delivery cannot be acked"
+        );
+    }
+    while got.len() < 4 {
+        got.push(
+            stream
+                .next(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .expect("every result again"),
+        );
+    }
+    let mut seen = BTreeMap::new();
+    for r in &got {
+        let id = r.received.result.as_ref().unwrap().submission_id.clone();
+        let expected_queue = if id == "s-new" {
+            1
+        } else {
+            id[2..].parse().unwrap()
+        };
+        assert_eq!(r.index, expected_queue, "{id} came from its own queue");
+        seen.insert(id, r.received.duplicate);
+        assert!(stream.ack(&r.received).await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([
+            ("s-0".to_owned(), true),
+            ("s-1".to_owned(), true),
+            ("s-2".to_owned(), true),
+            ("s-new".to_owned(), false),
+        ]),
+        "the redelivered results are flagged as duplicates"
+    );
+    assert!(stream.try_next().is_none(), "nothing more");
+    stream.close().await;
+    client.close().await;
+    for (_, queue) in &queues {
+        assert_eq!(
+            harness.queue_len(queue).await,
+            0,
+            "{queue}: everything acked"
+        );
+    }
     harness.cleanup().await;
 }
 

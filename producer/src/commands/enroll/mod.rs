@@ -4,11 +4,15 @@
 //! 1. (CSV only) a validation pass over the whole file: a bad row is reported with its line
 //!    number; by default nothing is published then (`--skip-bad-rows` publishes the rest);
 //! 2. a blocking thread streams the participants, skips those the journal already confirmed,
-//!    and prepares windows of `--window` participants on rayon (load or generate the key,
-//!    encrypt with the owner's fast path, serialise), at most two windows ahead of the broker;
-//! 3. the async side declares each window's reply queues, publishes the window pipelined with
-//!    confirms ([`ConfirmedPublisher::publish_all`](pipeline::broker::ConfirmedPublisher)), then
-//!    appends the window to the journal and fsyncs it. A re-run skips what the journal holds.
+//!    and prepares windows on rayon (load or generate the key, encrypt with the owner's fast
+//!    path, serialise), at most two windows ahead of the broker. Windows start at 8
+//!    participants and double up to `--window`, so that the first submissions are on their way
+//!    after a few encryptions instead of a whole window's;
+//! 3. the async side declares each window's reply queues (pipelined:
+//!    [`Client::declare_reply_queues`](pipeline::client::Client::declare_reply_queues)),
+//!    publishes the window pipelined with confirms
+//!    ([`ConfirmedPublisher::publish_all`](pipeline::broker::ConfirmedPublisher)), then appends
+//!    the window to the journal and fsyncs it. A re-run skips what the journal holds.
 
 mod cohort;
 
@@ -58,6 +62,9 @@ pub struct Args {
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     window: u64,
 }
+
+/// Participants in the first window of an enrollment (then doubling up to `--window`).
+const FIRST_WINDOW: usize = 8;
 
 /// A participant's submission, encrypted and ready to publish.
 struct Prepared {
@@ -179,9 +186,14 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     let preparer = tokio::task::spawn_blocking(move || -> anyhow::Result<PrepStats> {
         let mut stats = PrepStats::default();
         let mut members = members;
+        // The first windows are small and each is twice the last, up to --window: the first
+        // submissions reach the broker (and the workers) after a few participants are
+        // encrypted, not after a whole window; later windows are full size, so a large cohort
+        // still pays one confirm wait and one journal fsync per --window participants.
+        let mut size = FIRST_WINDOW.min(window);
         loop {
-            let mut batch = Vec::with_capacity(window);
-            while batch.len() < window {
+            let mut batch = Vec::with_capacity(size);
+            while batch.len() < size {
                 match members.next() {
                     None => break,
                     Some(member) => {
@@ -205,6 +217,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 // The publisher stopped (it reports why).
                 return Ok(stats);
             }
+            size = (size * 2).min(window);
         }
     });
 
@@ -215,14 +228,16 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     let (mut published, mut readings, mut keys_created) = (0u64, 0u64, 0u64);
     let outcome: anyhow::Result<()> = async {
         while let Some(window) = rx.recv().await {
-            let mut messages = Vec::with_capacity(window.len());
-            for p in &window {
-                let reply_to = client
-                    .declare_reply_queue(&p.participant)
-                    .await
-                    .with_context(|| format!("declaring the reply queue of {}", p.participant))?;
-                messages.push(client.submission_message(&p.submission, &reply_to));
-            }
+            let ids: Vec<ParticipantId> = window.iter().map(|p| p.participant.clone()).collect();
+            let declared = client
+                .declare_reply_queues(&ids)
+                .await
+                .context("declaring the reply queues")?;
+            let messages: Vec<_> = window
+                .iter()
+                .zip(&declared)
+                .map(|(p, (reply_to, _))| client.submission_message(&p.submission, reply_to))
+                .collect();
             client
                 .publish_all(&messages)
                 .await
