@@ -21,7 +21,7 @@ use num_integer::Integer;
 use num_traits::{One, ToPrimitive};
 use rand::CryptoRng;
 
-use crate::arith::Modulus;
+use crate::arith::{Modulus, Residue};
 
 /// Candidates are sieved by all odd primes below this bound before any Miller–Rabin round.
 pub(crate) const SIEVE_LIMIT: u32 = 1 << 16;
@@ -110,11 +110,11 @@ pub(crate) fn miller_rabin_rounds(bits: u64) -> u32 {
     }
 }
 
-/// One Miller–Rabin witness test: false when `base` proves `n` composite.
-fn passes_round(ctx: &Modulus, n_minus_1: &BigUint, d: &BigUint, s: u64, base: &BigUint) -> bool {
+/// One Miller–Rabin witness test, given `x = base^d` (Montgomery form) for the odd part `d`
+/// of `n - 1 = d·2^s`: false when the base proves `n` composite.
+fn passes_round(ctx: &Modulus, n_minus_1: &BigUint, s: u64, mut x: Residue) -> bool {
     let one = ctx.one();
     let minus_one = ctx.to_residue(n_minus_1);
-    let mut x = ctx.pow(&ctx.to_residue(base), d);
     if x == one || x == minus_one {
         return true;
     }
@@ -143,14 +143,16 @@ pub(crate) fn is_probable_prime<R: CryptoRng + ?Sized>(
     let n_minus_1 = n - 1u32;
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
     let d = &n_minus_1 >> s;
-    if !passes_round(&ctx, &n_minus_1, &d, s, &BigUint::from(2u32)) {
+    // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
+    // doublings (`pow_two`), no multiplications.
+    if !passes_round(&ctx, &n_minus_1, s, ctx.pow_two(&d)) {
         return false;
     }
     let low = BigUint::from(2u32);
     let high = n - 2u32; // exclusive upper bound of the range [2, n-2)
     (0..rounds).all(|_| {
         let base = rng.random_biguint_range(&low, &high);
-        passes_round(&ctx, &n_minus_1, &d, s, &base)
+        passes_round(&ctx, &n_minus_1, s, ctx.pow(&ctx.to_residue(&base), &d))
     })
 }
 

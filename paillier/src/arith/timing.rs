@@ -37,6 +37,8 @@ fn timing() {
             ("pow_p2_half", bits, bits / 2),
             ("pow_n2_56", 2 * bits, 56),
             ("pow_n2_3", 2 * bits, 3),
+            // A Miller–Rabin round on a candidate prime of key generation.
+            ("pow_prime", bits / 2, bits / 2),
         ] {
             let m = rng.random_biguint(mbits) | BigUint::one() | (BigUint::one() << (mbits - 1));
             let md = Modulus::new(&m).unwrap();
@@ -50,6 +52,16 @@ fn timing() {
                 reps,
             );
             println!("{bits} {label} {ns:.0}");
+            if label == "pow_prime" {
+                // The base-2 round: squarings and doublings only.
+                let ns = min_ns(
+                    || {
+                        std::hint::black_box(md.pow_two(&e));
+                    },
+                    reps,
+                );
+                println!("{bits} pow_two_prime {ns:.0}");
+            }
         }
         let m = rng.random_biguint(2 * bits) | BigUint::one();
         let md = Modulus::new(&m).unwrap();
