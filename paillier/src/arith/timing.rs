@@ -109,3 +109,49 @@ fn timing() {
         println!("{bits} inv_n {ns:.0}");
     }
 }
+
+/// The pieces of a Montgomery square at the sizes of prime generation (16 and 24 limbs).
+#[test]
+#[ignore]
+fn timing_prime_sizes() {
+    use super::limbs::{mul_basecase, sqr_basecase};
+    let mut rng = rand::rng();
+    println!();
+    for n in [16usize, 24] {
+        let a: Vec<u64> = (0..n).map(|_| rand::RngExt::random(&mut rng)).collect();
+        let mut r = vec![0u64; 2 * n];
+        let reps = 20001;
+        let batch = 100;
+        let sqr = min_ns(
+            || {
+                for _ in 0..batch {
+                    sqr_basecase(&mut r, std::hint::black_box(&a));
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        let mul = min_ns(
+            || {
+                for _ in 0..batch {
+                    mul_basecase(&mut r, std::hint::black_box(&a), &a);
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        let m =
+            rng.random_biguint(64 * n as u64) | BigUint::one() | (BigUint::one() << (64 * n - 1));
+        let md = Modulus::new(&m).unwrap();
+        let x = md.to_residue(&rng.random_biguint_below(&m));
+        let square = min_ns(
+            || {
+                for _ in 0..batch {
+                    std::hint::black_box(md.square(std::hint::black_box(&x)));
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        println!(
+            "{n} limbs: sqr_basecase {sqr:.0} ns, mul_basecase {mul:.0} ns, montgomery square {square:.0} ns"
+        );
+    }
+}
