@@ -115,6 +115,10 @@ fn timing() {
 #[ignore]
 fn timing_prime_sizes() {
     use super::limbs::{mul_basecase, sqr_basecase};
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("PORTABLE").is_some() {
+        super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+    }
     let mut rng = rand::rng();
     println!();
     for n in [16usize, 24] {
