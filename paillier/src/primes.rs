@@ -20,6 +20,7 @@
 //! [`miller_rabin_rounds`] this is below 2^-120 for 1024-bit primes (t = 5), 2^-133 for 1536-bit
 //! (t = 4) and 2^-156 for 2048-bit primes (t = 4): the rounds FIPS 186-5 (table B.1) asks for.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use num_bigint::{BigRng010 as _, BigUint};
@@ -291,7 +292,7 @@ fn limb_power_mod(n: usize, d: u64) -> u64 {
 
 /// `2^(64·n) mod product` for every sieve group: turns [`modexact`]'s result into the
 /// remainder. Computed once per limb count `n` (the primes of one key size all have the same).
-fn limb_powers(n: usize) -> &'static [u64] {
+fn limb_powers(n: usize) -> Cow<'static, [u64]> {
     // Limb counts up to 64 (4096-bit primes) are cached; key generation never goes beyond.
     static CACHE: [OnceLock<Box<[u64]>>; 65] = [const { OnceLock::new() }; 65];
     let compute = || -> Box<[u64]> {
@@ -301,10 +302,9 @@ fn limb_powers(n: usize) -> &'static [u64] {
             .collect()
     };
     match CACHE.get(n) {
-        Some(cell) => cell.get_or_init(compute),
-        // Larger than any generated prime: computed each time (and leaked to keep one
-        // signature; this path is for tests of unusual sizes only).
-        None => Box::leak(compute()),
+        Some(cell) => Cow::Borrowed(cell.get_or_init(compute)),
+        // Longer than any generated prime (only test keys get there): computed each time.
+        None => Cow::Owned(compute().into_vec()),
     }
 }
 
@@ -365,7 +365,12 @@ fn sieve_window(start: &BigUint, limit: u32, composite: &mut [bool], residues: &
     let groups = sieve_groups();
     let used = groups.partition_point(|g| primes[g.first as usize] < limit);
     let groups = &groups[..used];
-    let powers = &limb_powers(x.len())[..used];
+    debug_assert!(
+        start.bits() > 32,
+        "the sieve primes must be below the window"
+    );
+    let powers = limb_powers(x.len());
+    let powers = &powers[..used];
     // start mod each group's product: start ≡ -c·2^(64·len) (mod product).
     residues.clear();
     let (quads, rest) = groups.as_chunks::<4>();
@@ -613,6 +618,19 @@ mod tests {
             let c4 = modexact_4(&x, &four);
             for (g, c) in four.iter().zip(c4) {
                 proptest::prop_assert_eq!(c, modexact(&x, g.product, g.inverse));
+            }
+        }
+    }
+
+    #[test]
+    fn limb_powers_beyond_the_cache_are_right() {
+        let groups = sieve_groups();
+        for n in [64usize, 65, 70] {
+            let powers = limb_powers(n);
+            assert_eq!(powers.len(), groups.len());
+            for k in [0, 1, groups.len() / 2, groups.len() - 1] {
+                let expected = (BigUint::one() << (64 * n)) % groups[k].product;
+                assert_eq!(BigUint::from(powers[k]), expected, "n={n} k={k}");
             }
         }
     }
