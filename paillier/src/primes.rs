@@ -125,15 +125,23 @@ pub(crate) fn is_probable_prime<R: CryptoRng + ?Sized>(
     rounds: u32,
     rng: &mut R,
 ) -> bool {
-    let Some(ctx) = Modulus::new(n) else {
+    if n.is_even() || *n <= BigUint::one() {
         return false;
-    };
+    }
     let n_minus_1 = n - 1u32;
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
     let d = &n_minus_1 >> s;
     // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
-    // doublings (`pow_two`), no multiplications.
-    if !passes_round(&ctx, &n_minus_1, s, ctx.pow_two(&d)) {
+    // doublings: on the IFMA kernel where the CPU has it (then a composite costs no
+    // Montgomery context at all), else `pow_two`.
+    let ifma = crate::arith::base_2_round(n);
+    if ifma == Some(false) {
+        return false;
+    }
+    let Some(ctx) = Modulus::new(n) else {
+        return false;
+    };
+    if ifma.is_none() && !passes_round(&ctx, &n_minus_1, s, ctx.pow_two(&d)) {
         return false;
     }
     let low = BigUint::from(2u32);
