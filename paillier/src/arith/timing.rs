@@ -61,6 +61,16 @@ fn timing() {
                     reps,
                 );
                 println!("{bits} pow_two_prime {ns:.0}");
+                // The whole base-2 round on the IFMA kernel, where the CPU has it.
+                if super::base_2_round(&m).is_some() {
+                    let ns = min_ns(
+                        || {
+                            std::hint::black_box(super::base_2_round(&m));
+                        },
+                        reps,
+                    );
+                    println!("{bits} ifma_base_2_round {ns:.0}");
+                }
             }
         }
         let m = rng.random_biguint(2 * bits) | BigUint::one();
