@@ -128,22 +128,34 @@ pub(crate) fn is_probable_prime<R: CryptoRng + ?Sized>(
     if n.is_even() || *n <= BigUint::one() {
         return false;
     }
+    // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
+    // doublings: on the IFMA kernel where the CPU has it, else `pow_two`.
+    let base_2 = crate::arith::base_2_round(n).unwrap_or_else(|| scalar_base_2_round(n));
+    base_2 && random_base_rounds(n, rounds, rng)
+}
+
+/// The base-2 round on the scalar kernel (`Modulus::pow_two`).
+fn scalar_base_2_round(n: &BigUint) -> bool {
+    let Some(ctx) = Modulus::new(n) else {
+        return false;
+    };
     let n_minus_1 = n - 1u32;
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
     let d = &n_minus_1 >> s;
-    // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
-    // doublings: on the IFMA kernel where the CPU has it (then a composite costs no
-    // Montgomery context at all), else `pow_two`.
-    let ifma = crate::arith::base_2_round(n);
-    if ifma == Some(false) {
-        return false;
+    passes_round(&ctx, &n_minus_1, s, ctx.pow_two(&d))
+}
+
+/// `rounds` Miller–Rabin rounds to uniformly random bases in [2, n-2] (odd `n > 3`).
+fn random_base_rounds<R: CryptoRng + ?Sized>(n: &BigUint, rounds: u32, rng: &mut R) -> bool {
+    if rounds == 0 {
+        return true;
     }
     let Some(ctx) = Modulus::new(n) else {
         return false;
     };
-    if ifma.is_none() && !passes_round(&ctx, &n_minus_1, s, ctx.pow_two(&d)) {
-        return false;
-    }
+    let n_minus_1 = n - 1u32;
+    let s = n_minus_1.trailing_zeros().unwrap_or(0);
+    let d = &n_minus_1 >> s;
     let low = BigUint::from(2u32);
     let high = n - 2u32; // exclusive upper bound of the range [2, n-2)
     (0..rounds).all(|_| {
@@ -444,16 +456,41 @@ fn random_prime_counted<R: CryptoRng + ?Sized>(
         let mut start = rng.random_biguint(bits) | &top_bits | BigUint::one();
         loop {
             sieve_window(&start, limit, &mut composite, &mut residues);
-            for (i, _) in composite.iter().enumerate().filter(|(_, c)| !**c) {
-                let candidate = &start + BigUint::from(2 * i);
-                if candidate.bits() != bits {
+            let mut survivors = composite
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !**c)
+                .map(|(i, _)| &start + BigUint::from(2 * i));
+            // Survivors two at a time: the IFMA kernel runs two base-2 rounds in about the
+            // time of one. The first (in order) that passes every round is still the one
+            // returned, so the search is the same; only a second candidate's base-2 round
+            // is spent in vain, once per prime.
+            while let Some(first) = survivors.next() {
+                if first.bits() != bits {
                     continue 'restart; // ran past the bit length: a new random start
                 }
-                tested += 1;
-                if is_probable_prime(&candidate, rounds, rng) {
-                    return (candidate, tested);
+                let second = survivors.next().filter(|c| c.bits() == bits);
+                let pair = second
+                    .as_ref()
+                    .and_then(|second| crate::arith::base_2_round_pair([&first, second]));
+                if let (Some([first_passes, second_passes]), Some(second)) = (pair, &second) {
+                    tested += 2;
+                    if first_passes && random_base_rounds(&first, rounds, rng) {
+                        return (first, tested);
+                    }
+                    if second_passes && random_base_rounds(second, rounds, rng) {
+                        return (second.clone(), tested);
+                    }
+                    continue;
+                }
+                for candidate in [Some(first), second].into_iter().flatten() {
+                    tested += 1;
+                    if is_probable_prime(&candidate, rounds, rng) {
+                        return (candidate, tested);
+                    }
                 }
             }
+            drop(survivors);
             start += BigUint::from(2 * SIEVE_WINDOW);
         }
     }

@@ -41,3 +41,17 @@ pub(crate) fn base_2_round(n: &num_bigint::BigUint) -> Option<bool> {
         None
     }
 }
+
+/// [`base_2_round`] of two odd numbers of the same length at once, on the IFMA kernel (about
+/// the time of one), or `None` where it cannot run.
+pub(crate) fn base_2_round_pair(n: [&num_bigint::BigUint; 2]) -> Option<[bool; 2]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ifma::base_2_round_pair(n)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = n;
+        None
+    }
+}
