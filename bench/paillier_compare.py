@@ -17,7 +17,10 @@ python-paillier has no key-owner encryption path: `encrypt_owner` is compared wi
 Without gmpy2 python-paillier falls back to pure-Python big integers and is several times
 slower: the script says so loudly, and the comparison is then void.
 
-Usage: bench/paillier_compare.py [--filter REGEX] [--no-cargo] [--quick] [--json PATH]
+With --merge (and a filter), the rows measured replace the same rows of the JSON file already
+there and the others are kept: re-measuring one operation does not drop the rest of the table.
+
+Usage: bench/paillier_compare.py [--filter REGEX] [--no-cargo] [--quick] [--json PATH] [--merge]
 """
 
 import argparse
@@ -166,6 +169,9 @@ def main():
                         help="do not run cargo bench: use the criterion results already on disk")
     parser.add_argument("--quick", action="store_true", help="fewer python repeats")
     parser.add_argument("--json", default=DEFAULT_JSON, help="where to write the JSON table")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the measured rows of the existing JSON file, keep the "
+                             "others (each row says when it was measured)")
     args = parser.parse_args()
 
     if GMPY2 is None:
@@ -231,10 +237,35 @@ def main():
     else:
         print("targets met: every ratio <= 1.0, encrypt_owner <= 0.4")
 
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    table_filter = args.filter
+    for r in rows:
+        r["measured"] = now
+    if args.merge and os.path.exists(args.json):
+        with open(args.json) as f:
+            previous = json.load(f)
+        if previous.get("gmpy2") != GMPY2 or previous.get("python_paillier") != getattr(
+                phe, "__version__", None):
+            sys.exit("--merge: %s was measured with other python-paillier/gmpy2 versions"
+                     % args.json)
+        fresh = {(r["operation"], r["bits"]): r for r in rows}
+        old_rows = previous.get("rows", [])
+        for r in old_rows:
+            # Rows from before per-row dates: measured when that file was generated.
+            r.setdefault("measured", previous.get("generated"))
+        keys = [(r["operation"], r["bits"]) for r in old_rows]
+        merged = [fresh.get(k, r) for k, r in zip(keys, old_rows)]
+        merged += [r for k, r in fresh.items() if k not in keys]
+        rows = merged
+        # The table now covers what the old one did and what this run measured.
+        table_filter = (None if previous.get("filter") is None or args.filter is None
+                        else "(%s)|(%s)" % (previous["filter"], args.filter))
+    else:
+        table_filter = args.filter
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({
-            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "generated": now,
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpus": os.cpu_count()},
             "python_paillier": getattr(phe, "__version__", None),
@@ -242,7 +273,7 @@ def main():
             "comparison_valid": GMPY2 is not None,
             "ours": "criterion median, cargo bench -p paillier --bench paillier",
             "python": "median of timeit repeats; encrypt_owner is phe's encrypt (no owner path)",
-            "filter": args.filter,
+            "filter": table_filter,
             "rows": rows,
         }, f, indent=1)
         f.write("\n")

@@ -17,11 +17,13 @@
 //! - `arith`: Montgomery arithmetic, modular inverse and gcd over num-bigint's limbs.
 //!
 //! ## `unsafe`
-//! The only `unsafe` code is `arith::adx`: one x86-64 inline-assembly row kernel
-//! (`mulx`/`adcx`/`adox`, r += a·b over a slice), run only after a cached run-time check that
-//! the CPU has BMI2 and ADX, behind a safe, length-checked function; its SAFETY comment states
-//! the invariants. Everything else, and every other CPU, uses portable safe Rust, and the tests
-//! compare both kernels.
+//! The only `unsafe` code is in two x86-64 kernels, each run only after a cached run-time check
+//! of the CPU and behind a safe function, with SAFETY comments stating the invariants:
+//! `arith::adx`, one inline-assembly row kernel (`mulx`/`adcx`/`adox`, r += a·b over a slice,
+//! BMI2 and ADX), and `arith::ifma`, the base-2 Miller–Rabin round of prime generation on
+//! AVX-512 IFMA (the calls into its `target_feature` function and its vector loads and stores).
+//! Everything else, and every other CPU, uses portable safe Rust, and the tests compare the
+//! kernels with it and with num-bigint.
 //!
 //! ## Key sizes
 //! [`PrivateKey::generate`] makes 2048, 3072 ([`DEFAULT_KEY_BITS`]) or 4096-bit moduli from two

@@ -1,4 +1,5 @@
-//! x86-64 row kernels with `mulx` (BMI2) and `adcx`/`adox` (ADX): the crate's only `unsafe`.
+//! x86-64 row kernels with `mulx` (BMI2) and `adcx`/`adox` (ADX): with `ifma`, the crate's
+//! only `unsafe`.
 //!
 //! `r += a·b` for one limb b is the inner loop of every schoolbook product, square and
 //! Montgomery reduction here. Written in Rust, each limb's sum `lo + r[i] + hi_prev` is one

@@ -178,6 +178,18 @@ pub(crate) fn add_assign_n(r: &mut [u64], a: &[u64]) -> u64 {
     carry as u64
 }
 
+/// `r += r` (a one-bit left shift); returns the bit shifted out.
+#[inline]
+pub(crate) fn shl1_n(r: &mut [u64]) -> u64 {
+    let mut carry = 0u64;
+    for ri in r.iter_mut() {
+        let out = *ri >> 63;
+        *ri = (*ri << 1) | carry;
+        carry = out;
+    }
+    carry
+}
+
 /// `r -= a` (equal lengths); returns the borrow bit.
 #[inline]
 pub(crate) fn sub_assign_n(r: &mut [u64], a: &[u64]) -> u64 {

@@ -2,7 +2,9 @@
 //! moduli, and Lehmer's gcd / modular inverse, over num-bigint's u64 limbs.
 //!
 //! On x86-64 CPUs with BMI2 and ADX the innermost row loop (`limbs::addmul_1`) runs an
-//! inline-assembly kernel (`adx`, the crate's only `unsafe`); elsewhere the portable code.
+//! inline-assembly kernel (`adx`); elsewhere the portable code. On CPUs with AVX-512 IFMA the
+//! base-2 Miller–Rabin round of prime generation runs on a vector kernel in radix 2^52
+//! (`ifma`). These two are the crate's only `unsafe`.
 //!
 //! Why not num-bigint's own `modpow` / `modinv`: they are several times slower than GMP (which
 //! python-paillier uses through gmpy2), and Paillier spends nearly all its time here.
@@ -15,6 +17,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod adx;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 mod inverse;
 mod limbs;
 mod montgomery;
@@ -23,3 +27,31 @@ mod timing;
 
 pub(crate) use inverse::{gcd, mod_inverse};
 pub(crate) use montgomery::{Modulus, Residue};
+
+/// The base-2 Miller–Rabin round of the odd `n` on the AVX-512 IFMA kernel, or `None` where
+/// it cannot run (another CPU or architecture, or `n` too long): then use [`Modulus::pow_two`].
+pub(crate) fn base_2_round(n: &num_bigint::BigUint) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ifma::base_2_round(n)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = n;
+        None
+    }
+}
+
+/// [`base_2_round`] of two odd numbers of the same length at once, on the IFMA kernel (about
+/// the time of one), or `None` where it cannot run.
+pub(crate) fn base_2_round_pair(n: [&num_bigint::BigUint; 2]) -> Option<[bool; 2]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ifma::base_2_round_pair(n)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = n;
+        None
+    }
+}

@@ -317,6 +317,41 @@ impl Modulus {
         Residue(self.pow_limbs(&base.0, &e).into_boxed_slice())
     }
 
+    /// `2^exp mod m` in Montgomery form (variable time in the exponent): the base-2
+    /// Miller–Rabin round of prime generation. Left to right, each one bit of the exponent
+    /// costs a doubling (an addition and a conditional subtraction) instead of a Montgomery
+    /// multiplication, and there is no table of odd powers: only the squarings remain, about
+    /// 15% less work than [`Modulus::pow`] on a full-length exponent.
+    pub fn pow_two(&self, exp: &BigUint) -> Residue {
+        let n = self.n();
+        let m = &self.limbs[..];
+        let bits = exp.bits();
+        if bits == 0 {
+            return self.one();
+        }
+        let mut w = Scratch::new(n);
+        let mut acc = self.one.to_vec();
+        let mut tmp = vec![0u64; n];
+        // Doubling in Montgomery form: 2·(xR) = (2x)R, reduced by one conditional subtraction
+        // since both terms are below m.
+        let double = |x: &mut [u64]| {
+            let carry = super::limbs::shl1_n(x);
+            if carry != 0 || cmp_n(x, m) != Ordering::Less {
+                sub_assign_n(x, m);
+            }
+        };
+        // The top bit: acc = 2 (no squaring of one needed).
+        double(&mut acc);
+        for i in (0..bits - 1).rev() {
+            self.sqr_into(&mut tmp, &acc, &mut w);
+            core::mem::swap(&mut acc, &mut tmp);
+            if exp.bit(i) {
+                double(&mut acc);
+            }
+        }
+        Residue(acc.into_boxed_slice())
+    }
+
     /// `a·b mod m` for ordinary (non-Montgomery) values of any size: one product and one
     /// division by m (Knuth D on the normalised modulus), about half the work of converting
     /// into Montgomery form and back.
@@ -492,6 +527,10 @@ mod tests {
             prop_assert_eq!(md.mul_plain(&a, &b), &a * &b % &m);
             prop_assert_eq!(md.from_residue(&md.pow(&ra, &e)), a.modpow(&e, &m));
             prop_assert_eq!(md.pow_plain(&b, &e), b.modpow(&e, &m));
+            prop_assert_eq!(
+                md.from_residue(&md.pow_two(&e)),
+                BigUint::from(2u8).modpow(&e, &m)
+            );
             // The inverse modulo a square, through the root.
             let root = odd_modulus(limbs.div_ceil(2), seed ^ 5);
             let sq = Modulus::new(&(&root * &root)).unwrap();
@@ -583,6 +622,14 @@ mod tests {
                     {
                         assert_eq!(md.pow_plain(x, e), x.modpow(e, &m), "m={m} x={x} e={e}");
                     }
+                }
+                for e in &exps {
+                    let two = BigUint::from(2u8);
+                    assert_eq!(
+                        md.from_residue(&md.pow_two(e)),
+                        two.modpow(e, &m),
+                        "m={m} e={e}"
+                    );
                 }
                 assert_eq!(md.from_residue(&md.one()), BigUint::one());
                 assert_eq!(md.to_residue(&BigUint::one()), md.one());

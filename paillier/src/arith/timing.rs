@@ -37,6 +37,8 @@ fn timing() {
             ("pow_p2_half", bits, bits / 2),
             ("pow_n2_56", 2 * bits, 56),
             ("pow_n2_3", 2 * bits, 3),
+            // A Miller–Rabin round on a candidate prime of key generation.
+            ("pow_prime", bits / 2, bits / 2),
         ] {
             let m = rng.random_biguint(mbits) | BigUint::one() | (BigUint::one() << (mbits - 1));
             let md = Modulus::new(&m).unwrap();
@@ -50,6 +52,26 @@ fn timing() {
                 reps,
             );
             println!("{bits} {label} {ns:.0}");
+            if label == "pow_prime" {
+                // The base-2 round: squarings and doublings only.
+                let ns = min_ns(
+                    || {
+                        std::hint::black_box(md.pow_two(&e));
+                    },
+                    reps,
+                );
+                println!("{bits} pow_two_prime {ns:.0}");
+                // The whole base-2 round on the IFMA kernel, where the CPU has it.
+                if super::base_2_round(&m).is_some() {
+                    let ns = min_ns(
+                        || {
+                            std::hint::black_box(super::base_2_round(&m));
+                        },
+                        reps,
+                    );
+                    println!("{bits} ifma_base_2_round {ns:.0}");
+                }
+            }
         }
         let m = rng.random_biguint(2 * bits) | BigUint::one();
         let md = Modulus::new(&m).unwrap();
@@ -95,5 +117,55 @@ fn timing() {
             201,
         );
         println!("{bits} inv_n {ns:.0}");
+    }
+}
+
+/// The pieces of a Montgomery square at the sizes of prime generation (16 and 24 limbs).
+#[test]
+#[ignore]
+fn timing_prime_sizes() {
+    use super::limbs::{mul_basecase, sqr_basecase};
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("PORTABLE").is_some() {
+        super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+    }
+    let mut rng = rand::rng();
+    println!();
+    for n in [16usize, 24] {
+        let a: Vec<u64> = (0..n).map(|_| rand::RngExt::random(&mut rng)).collect();
+        let mut r = vec![0u64; 2 * n];
+        let reps = 20001;
+        let batch = 100;
+        let sqr = min_ns(
+            || {
+                for _ in 0..batch {
+                    sqr_basecase(&mut r, std::hint::black_box(&a));
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        let mul = min_ns(
+            || {
+                for _ in 0..batch {
+                    mul_basecase(&mut r, std::hint::black_box(&a), &a);
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        let m =
+            rng.random_biguint(64 * n as u64) | BigUint::one() | (BigUint::one() << (64 * n - 1));
+        let md = Modulus::new(&m).unwrap();
+        let x = md.to_residue(&rng.random_biguint_below(&m));
+        let square = min_ns(
+            || {
+                for _ in 0..batch {
+                    std::hint::black_box(md.square(std::hint::black_box(&x)));
+                }
+            },
+            reps / batch,
+        ) / batch as f64;
+        println!(
+            "{n} limbs: sqr_basecase {sqr:.0} ns, mul_basecase {mul:.0} ns, montgomery square {square:.0} ns"
+        );
     }
 }
