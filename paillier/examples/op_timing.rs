@@ -32,7 +32,20 @@ fn main() -> Result<(), paillier::Error> {
         let pk = key.public_key().clone();
         let a = key.encrypt_f64(5.4)?;
         let b = key.encrypt_f64(4.2)?;
+        let (p, q) = (key.p().clone(), key.q().clone());
         let mut ops: Vec<Op> = vec![
+            (
+                "load_own_key",
+                Box::new(|| {
+                    black_box(PrivateKey::from_own_primes(p.clone(), q.clone()).ok());
+                }),
+            ),
+            (
+                "load_foreign_key",
+                Box::new(|| {
+                    black_box(PrivateKey::from_primes(p.clone(), q.clone()).ok());
+                }),
+            ),
             (
                 "encrypt_public",
                 Box::new(|| {
