@@ -282,7 +282,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 Err(reason) => {
                     counts.unreadable += 1;
                     warn!(%participant, %reason, "discarding a message that is not a result");
-                    results.discard(received).await?;
+                    received.discard().await?;
                     continue;
                 }
                 Ok(result) => result,
@@ -310,7 +310,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 }
             }
             // Only now: the row is in the file (flushed to the OS).
-            results.ack(received).await?;
+            received.ack().await?;
         }
     }
     if let Some(results) = stream {

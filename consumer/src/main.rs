@@ -87,7 +87,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Err(reason) => {
                 unreadable += 1;
                 warn!(%reason, "discarding a message that is not a result");
-                results.discard(&received).await?;
+                received.discard().await?;
                 continue;
             }
             Ok(_) if received.duplicate => {
@@ -115,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         // Only now: the result is on the screen (or in the pipe).
-        results.ack(&received).await?;
+        received.ack().await?;
     }
     printer.finish()?;
     results.close().await;

@@ -326,13 +326,7 @@ impl Client {
         &self,
         participant: &ParticipantId,
     ) -> Result<String, ClientError> {
-        self.retrying(|link| async move {
-            Ok(self
-                .topology
-                .declare_reply_queue(link.publisher.channel(), participant)
-                .await?)
-        })
-        .await
+        Ok(self.declare_reply_queue_counted(participant).await?.0)
     }
 
     /// [`Client::declare_reply_queue`], also returning how many results were ready in the
@@ -707,12 +701,33 @@ async fn consume_all(
 
 /// A result taken from a reply queue, not yet acknowledged.
 pub struct Received {
-    /// The delivery: ack it (with [`ResultStream::ack`]) once the result is safely shown or stored.
+    /// The delivery: ack it (with [`Received::ack`]) once the result is safely shown or stored.
     pub delivery: Delivery,
     /// The parsed result, or why it could not be read.
     pub result: Result<ResultMessage, String>,
     /// Whether a result for the same submission was already received in this stream.
     pub duplicate: bool,
+}
+
+impl Received {
+    /// Acknowledges the result (after it was shown or stored). `false`: it came on a
+    /// connection lost since, and the broker will deliver it again (marked duplicate).
+    pub async fn ack(&self) -> Result<bool, ClientError> {
+        settled(
+            self.delivery.ack(BasicAckOptions::default()).await,
+            "acknowledging a result",
+        )
+    }
+
+    /// Drops an unreadable message (it would otherwise come back for ever).
+    pub async fn discard(&self) -> Result<bool, ClientError> {
+        settled(
+            self.delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await,
+            "discarding a message",
+        )
+    }
 }
 
 /// How often a waiting [`ResultStream`] checks that its channel is still alive.
@@ -812,26 +827,6 @@ impl ResultStream<'_> {
         self.generation = generation;
         info!(queue = self.queue, "consuming results again");
         Ok(())
-    }
-
-    /// Acknowledges a received result (after it was shown or stored). `false`: the result came
-    /// on a connection lost since, and the broker will deliver it again (marked duplicate).
-    pub async fn ack(&self, received: &Received) -> Result<bool, ClientError> {
-        settled(
-            received.delivery.ack(BasicAckOptions::default()).await,
-            "acknowledging a result",
-        )
-    }
-
-    /// Drops an unreadable message (it would otherwise come back for ever).
-    pub async fn discard(&self, received: &Received) -> Result<bool, ClientError> {
-        settled(
-            received
-                .delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await,
-            "discarding a message",
-        )
     }
 
     /// Stops consuming.
@@ -988,26 +983,6 @@ impl CohortStream<'_> {
         self.generation = generation;
         info!(queues = self.queues.len(), "consuming results again");
         Ok(())
-    }
-
-    /// Acknowledges a received result (after it was stored). `false`: the result came on a
-    /// connection lost since, and the broker will deliver it again (marked duplicate).
-    pub async fn ack(&self, received: &Received) -> Result<bool, ClientError> {
-        settled(
-            received.delivery.ack(BasicAckOptions::default()).await,
-            "acknowledging a result",
-        )
-    }
-
-    /// Drops an unreadable message (it would otherwise come back for ever).
-    pub async fn discard(&self, received: &Received) -> Result<bool, ClientError> {
-        settled(
-            received
-                .delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await,
-            "discarding a message",
-        )
     }
 
     /// Stops consuming: closing the channel cancels every consumer, and the broker requeues

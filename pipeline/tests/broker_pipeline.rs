@@ -73,7 +73,7 @@ async fn every_computation_kind_decrypts_to_the_plaintext_result() {
         .await
         .unwrap()
         .expect("a result within 30 s");
-    results.ack(&received).await.unwrap();
+    received.ack().await.unwrap();
     let result = received.result.unwrap();
     assert_eq!(result.submission_id, submission.submission_id);
     assert_eq!(result.status, ResultStatus::Ok, "{result:?}");

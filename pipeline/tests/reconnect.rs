@@ -269,7 +269,7 @@ async fn a_result_stream_consumes_again_and_gets_the_unacked_result_back() {
     let (again, ()) = tokio::join!(stream.next(Duration::from_secs(20)), restore);
     let again = again.unwrap().expect("a result after reconnecting");
     assert!(
-        !stream.ack(&first).await.unwrap(),
+        !first.ack().await.unwrap(),
         "the old delivery cannot be acked"
     );
     let mut got = vec![again];
@@ -286,7 +286,7 @@ async fn a_result_stream_consumes_again_and_gets_the_unacked_result_back() {
     for r in &got {
         let id = r.result.as_ref().unwrap().submission_id.clone();
         seen.insert(id, r.duplicate);
-        assert!(stream.ack(r).await.unwrap());
+        assert!(r.ack().await.unwrap());
     }
     assert_eq!(
         seen,
@@ -365,7 +365,7 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
     let mut got = vec![again.unwrap().expect("a result after reconnecting")];
     for old in &before {
         assert!(
-            !stream.ack(&old.received).await.unwrap(),
+            !old.received.ack().await.unwrap(),
             "an old delivery cannot be acked"
         );
     }
@@ -388,7 +388,7 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
         };
         assert_eq!(r.index, expected_queue, "{id} came from its own queue");
         seen.insert(id, r.received.duplicate);
-        assert!(stream.ack(&r.received).await.unwrap());
+        assert!(r.received.ack().await.unwrap());
     }
     assert_eq!(
         seen,

@@ -240,7 +240,7 @@ async fn no_private_key_material_is_ever_published_and_key_files_stay_private() 
             .await
             .unwrap()
             .expect("both results within 30 s");
-        stream.ack(&received).await.unwrap();
+        received.ack().await.unwrap();
         let result: ResultMessage = received.result.unwrap();
         if result.status == ResultStatus::Ok {
             assert_eq!(result.submission_id, submission_id);
