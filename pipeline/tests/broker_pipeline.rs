@@ -187,7 +187,7 @@ async fn invalid_messages_are_dead_lettered_with_the_reason_and_the_next_one_is_
     let value = ok[0].decrypt(key).unwrap();
     assert!(close(value[0].value, 5.0 * 18.016));
 
-    let stats = worker.stats.snapshot();
+    let stats = worker.stats_when(|s| s.rejected + s.done >= 5).await;
     assert_eq!((stats.rejected, stats.done), (4, 1));
     producer.close().await;
     worker.stop().await;
@@ -291,7 +291,7 @@ async fn a_python_client_in_the_demo_shape_gets_a_correct_demo_reply() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(worker.stats.snapshot().done, 1);
+    assert_eq!(worker.stats_when(|s| s.done >= 1).await.done, 1);
     worker.stop().await;
     harness.cleanup().await;
 }
@@ -330,7 +330,7 @@ async fn a_valid_looking_submission_whose_computation_fails_is_retried_then_dead
     let replies = harness.take(&reply_queue, 1, WAIT).await;
     let reply: ResultMessage = serde_json::from_slice(&replies[0].delivery.data).unwrap();
     assert_eq!(reply.error.unwrap().kind, "computation_failed");
-    let stats = worker.stats.snapshot();
+    let stats = worker.stats_when(|s| s.failed > 0).await;
     assert_eq!((stats.retried, stats.failed, stats.done), (2, 1, 0));
     worker.stop().await;
     harness.cleanup().await;

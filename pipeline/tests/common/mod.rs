@@ -13,7 +13,7 @@ use lapin::{BasicProperties, Channel, Connection};
 use paillier::PrivateKey;
 use pipeline::broker::{self, ConfirmedPublisher, Outgoing, Retry};
 use pipeline::config::{LoadOptions, Settings};
-use pipeline::worker::{self, ShutdownSender, WorkerStats};
+use pipeline::worker::{self, ShutdownSender, StatsSnapshot, WorkerStats};
 use pipeline::{ParticipantId, Topology};
 use tokio::task::JoinHandle;
 
@@ -57,6 +57,19 @@ impl RunningWorker {
             stats,
             stop,
             handle,
+        }
+    }
+
+    /// The worker's counters once `ready` holds for them (or after 10 s, as they are): the
+    /// worker counts a batch after settling it, a moment after its replies can be read.
+    pub async fn stats_when(&self, ready: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = self.stats.snapshot();
+            if ready(&stats) || tokio::time::Instant::now() >= deadline {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
