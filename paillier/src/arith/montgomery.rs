@@ -32,6 +32,10 @@ pub(crate) struct Modulus {
     m_norm: Box<[u64]>,
     /// The shift that normalises m.
     norm_shift: u32,
+    /// The AVX-512 IFMA exponentiation context, made on the first [`Modulus::pow`] on a CPU
+    /// that has IFMA (`None` inside when the modulus's length is outside the kernel's range).
+    #[cfg(target_arch = "x86_64")]
+    ifma: std::sync::OnceLock<Option<super::ifma::PowContext>>,
 }
 
 /// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
@@ -148,6 +152,8 @@ impl Modulus {
             r2,
             m_norm,
             norm_shift,
+            #[cfg(target_arch = "x86_64")]
+            ifma: std::sync::OnceLock::new(),
         })
     }
 
@@ -393,6 +399,23 @@ impl Modulus {
             .map_or(0, |i| 64 * i as u64 + 64 - e[i].leading_zeros() as u64);
         if bits == 0 {
             return self.one.to_vec();
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect() {
+            let ctx = self.ifma.get_or_init(|| {
+                super::ifma::PowContext::new(&self.m, &big_of(&self.one), |x| {
+                    self.from_residue(&Residue(limbs_of(x, n).into_boxed_slice()))
+                })
+            });
+            if let Some(ctx) = ctx {
+                // A window of one bit is plain square-and-multiply, as below.
+                let window = if bits <= SHORT_EXP_BITS {
+                    1
+                } else {
+                    window_bits(bits)
+                };
+                return ctx.pow(token, base, e, bits, window);
+            }
         }
         let bit = |i: u64| (e[(i / 64) as usize] >> (i % 64)) & 1 == 1;
         let mut w = Scratch::new(n);
