@@ -395,9 +395,11 @@ type Chunk = [u64; 8];
 const POW_MAX_VECTORS: usize = 16;
 /// The longest modulus [`PowContext`] handles: R = 2^(52k) > 4m with k ≤ 128 digits.
 pub(crate) const POW_MAX_BITS: u64 = DIGIT as u64 * 8 * POW_MAX_VECTORS as u64 - 2;
-/// The shortest modulus [`PowContext`] takes: below it the scalar kernel is as fast (measured
-/// on this project's machine), so the conversions would not pay.
-pub(crate) const POW_MIN_BITS: u64 = 1000;
+/// The shortest modulus [`PowContext`] takes. Measured on this project's machine (Zen 4,
+/// `timing::ifma_pow_crossover`): the two kernels break even near 640 bits (the vector one
+/// wastes lanes on short numbers and its single dependency chain dominates), 1.16× at 768,
+/// 1.37× at 1024, 2× at 2048, 3× at 4096 and 6144.
+pub(crate) const POW_MIN_BITS: u64 = 700;
 
 /// Digits of a number below R for [`PowContext`], `8·vectors` of them (all below 2^52).
 type Wide = Box<[u64]>;
