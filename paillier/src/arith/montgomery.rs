@@ -317,6 +317,51 @@ impl Modulus {
         Residue(limbs_of(&sum, self.n()).into_boxed_slice())
     }
 
+    /// The IFMA exponentiation context, made on first use; `None` when the modulus's length
+    /// is outside the kernel's range.
+    #[cfg(target_arch = "x86_64")]
+    fn ifma_context(&self) -> Option<&super::ifma::PowContext> {
+        self.ifma
+            .get_or_init(|| {
+                super::ifma::PowContext::new(&self.m, &big_of(&self.one), |x| {
+                    self.from_residue(&Residue(limbs_of(x, self.n()).into_boxed_slice()))
+                })
+            })
+            .as_ref()
+    }
+
+    /// Two exponentiations `base^exp` (each with its own modulus, variable time in the
+    /// exponents), the CRT halves of decryption and owner encryption. On the IFMA kernel,
+    /// when it takes both moduli at the same digit count, they run side by side: one
+    /// exponentiation's multiplications form a single dependency chain that leaves the vector
+    /// units half idle at these lengths, and two chains fill them. Otherwise one after the
+    /// other, as [`Modulus::pow`].
+    pub fn pow_pair(x: [(&Modulus, &Residue, &BigUint); 2]) -> [Residue; 2] {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let (Some(c0), Some(c1)) = (x[0].0.ifma_context(), x[1].0.ifma_context())
+        {
+            let bits = x[0].2.bits().max(x[1].2.bits());
+            if bits > 0 {
+                let e = x.map(|(_, _, e)| e.iter_u64_digits().collect::<Vec<u64>>());
+                // Fixed windows of all 2^w powers: one bit shorter than the sliding windows,
+                // whose table holds only the odd half.
+                let window = window_bits(bits) - 1;
+                if let Some(r) = super::ifma::PowContext::pow_pair(
+                    token,
+                    [c0, c1],
+                    [&x[0].1.0, &x[1].1.0],
+                    [&e[0], &e[1]],
+                    bits,
+                    window,
+                ) {
+                    return r.map(|v| Residue(v.into_boxed_slice()));
+                }
+            }
+        }
+        x.map(|(md, base, exp)| md.pow(base, exp))
+    }
+
     /// `base^exp mod m` (variable time in the exponent).
     pub fn pow(&self, base: &Residue, exp: &BigUint) -> Residue {
         let e: Vec<u64> = exp.iter_u64_digits().collect();
@@ -401,21 +446,16 @@ impl Modulus {
             return self.one.to_vec();
         }
         #[cfg(target_arch = "x86_64")]
-        if let Some(token) = super::ifma::Ifma::detect() {
-            let ctx = self.ifma.get_or_init(|| {
-                super::ifma::PowContext::new(&self.m, &big_of(&self.one), |x| {
-                    self.from_residue(&Residue(limbs_of(x, n).into_boxed_slice()))
-                })
-            });
-            if let Some(ctx) = ctx {
-                // A window of one bit is plain square-and-multiply, as below.
-                let window = if bits <= SHORT_EXP_BITS {
-                    1
-                } else {
-                    window_bits(bits)
-                };
-                return ctx.pow(token, base, e, bits, window);
-            }
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let Some(ctx) = self.ifma_context()
+        {
+            // A window of one bit is plain square-and-multiply, as below.
+            let window = if bits <= SHORT_EXP_BITS {
+                1
+            } else {
+                window_bits(bits)
+            };
+            return ctx.pow(token, base, e, bits, window);
         }
         let bit = |i: u64| (e[(i / 64) as usize] >> (i % 64)) & 1 == 1;
         let mut w = Scratch::new(n);
