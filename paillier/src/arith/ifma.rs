@@ -722,7 +722,7 @@ impl PowContext {
     /// Two exponentiations side by side (see [`amm_v2`]), each as [`PowContext::pow`]: the
     /// CRT halves of decryption and owner encryption. Fixed windows of `window` bits over the
     /// longer exponent (`bits` bits, nonzero), so both take the same steps. `None` when the
-    /// two moduli use different digit counts.
+    /// two moduli use different digit counts, or are longer than [`PAIR_MAX_VECTORS`].
     pub(crate) fn pow_pair(
         token: Ifma,
         ctx: [&PowContext; 2],
@@ -731,7 +731,7 @@ impl PowContext {
         bits: u64,
         window: usize,
     ) -> Option<[Vec<u64>; 2]> {
-        if ctx[0].k != ctx[1].k {
+        if ctx[0].k != ctx[1].k || ctx[0].vectors > PAIR_MAX_VECTORS {
             return None;
         }
         let args = (token, ctx, base, e, bits, window);
@@ -756,6 +756,14 @@ impl PowContext {
         })
     }
 }
+
+/// The longest numbers [`PowContext::pow_pair`] takes. Measured per exponentiation on this
+/// project's machine (`timing::ifma_pow_crossover`, half-length exponents): side by side
+/// 0.36 ms against 0.53 ms alone at 2048 bits (5 vectors), 1.21 against 1.35 ms at 3072 (8);
+/// at 4096 bits (10 vectors) one chain already keeps the multipliers busy (2.50 against
+/// 2.52 ms), and at 6144 (15) two chains' operands no longer fit the 32 vector registers
+/// (9.9 against 8.1 ms).
+const PAIR_MAX_VECTORS: usize = 8;
 
 /// The arguments of [`PowContext::pow_pair`].
 type PairArgs<'a> = (
@@ -845,8 +853,8 @@ impl Ifma {
 type PairOperands<'a, const V: usize> = (&'a [Chunk; V], &'a [Chunk; V], &'a [Chunk; V], u64);
 
 /// [`amm_v`] of two independent products (same digit count) in one loop, as [`amm_2`]: two
-/// dependency chains side by side in about the time of one where one chain leaves the vector
-/// units idle (up to about ten vectors on this project's machine).
+/// dependency chains side by side in less than the time of two where one chain leaves the
+/// vector units idle (see [`PAIR_MAX_VECTORS`]).
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn amm_v2<const V: usize>(x: [PairOperands<'_, V>; 2], k: usize) -> [[Chunk; V]; 2] {
     let load = |x: &Chunk| -> __m512i {
@@ -1239,7 +1247,7 @@ mod tests {
             }
         }
         // Full-length exponents (window 7 and 8) against the scalar path.
-        for bits in [2048u64, 4096, POW_MAX_BITS] {
+        for bits in [2048u64, 3072, 3327, 4096, POW_MAX_BITS] {
             let m: Vec<BigUint> = (0..2)
                 .map(|_| rng.random_biguint(bits) | BigUint::one() | (BigUint::one() << (bits - 1)))
                 .collect();

@@ -332,10 +332,10 @@ impl Modulus {
 
     /// Two exponentiations `base^exp` (each with its own modulus, variable time in the
     /// exponents), the CRT halves of decryption and owner encryption. On the IFMA kernel,
-    /// when it takes both moduli at the same digit count, they run side by side: one
-    /// exponentiation's multiplications form a single dependency chain that leaves the vector
-    /// units half idle at these lengths, and two chains fill them. Otherwise one after the
-    /// other, as [`Modulus::pow`].
+    /// when it takes both moduli at the same digit count and they are short enough to gain,
+    /// they run side by side: one exponentiation's multiplications form a single dependency
+    /// chain that leaves the vector units partly idle at these lengths, and two chains fill
+    /// them. Otherwise one after the other, as [`Modulus::pow`].
     pub fn pow_pair(x: [(&Modulus, &Residue, &BigUint); 2]) -> [Residue; 2] {
         #[cfg(target_arch = "x86_64")]
         if let Some(token) = super::ifma::Ifma::detect()

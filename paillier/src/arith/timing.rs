@@ -195,8 +195,15 @@ fn ifma_pow_crossover() {
             );
         }
         FORCE_SCALAR.with(|f| f.set(false));
+        // Two of them side by side (the CRT halves), per exponentiation.
+        let pair = min_ns(
+            || {
+                std::hint::black_box(Modulus::pow_pair([(&md, &b, &e), (&md, &b, &e)]));
+            },
+            21,
+        ) / 2.0;
         println!(
-            "{mbits} ifma {:.0} scalar {:.0} ratio {:.2}",
+            "{mbits} ifma {:.0} scalar {:.0} ratio {:.2} ifma_pair_each {pair:.0}",
             ns[0],
             ns[1],
             ns[1] / ns[0]
