@@ -619,6 +619,9 @@ mod tests {
     fn portable_path_pow() {
         #[cfg(target_arch = "x86_64")]
         super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        // And not the IFMA kernel, which would take these lengths from 700 bits on.
+        #[cfg(target_arch = "x86_64")]
+        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
         assert!(adx().is_none());
         let mut rng = rand::rng();
         for limbs in [1usize, 3, 23, 24, 32, 48, 64, 96] {
@@ -642,6 +645,19 @@ mod tests {
 
     #[test]
     fn edge_values() {
+        edge_values_on_this_thread();
+    }
+
+    /// [`edge_values`] on the scalar kernel, which the IFMA kernel replaces for `pow` from
+    /// 700 bits on where the CPU has it.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn edge_values_scalar() {
+        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        edge_values_on_this_thread();
+    }
+
+    fn edge_values_on_this_thread() {
         let mut rng = rand::rng();
         for limbs in [1usize, 2, 16, 32, 63, 64, 65, 96, 130, 256] {
             for top in [false, true] {
