@@ -32,6 +32,10 @@ pub(crate) struct Modulus {
     m_norm: Box<[u64]>,
     /// The shift that normalises m.
     norm_shift: u32,
+    /// The AVX-512 IFMA exponentiation context, made on the first [`Modulus::pow`] on a CPU
+    /// that has IFMA (`None` inside when the modulus's length is outside the kernel's range).
+    #[cfg(target_arch = "x86_64")]
+    ifma: std::sync::OnceLock<Option<super::ifma::PowContext>>,
 }
 
 /// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
@@ -148,6 +152,8 @@ impl Modulus {
             r2,
             m_norm,
             norm_shift,
+            #[cfg(target_arch = "x86_64")]
+            ifma: std::sync::OnceLock::new(),
         })
     }
 
@@ -311,6 +317,51 @@ impl Modulus {
         Residue(limbs_of(&sum, self.n()).into_boxed_slice())
     }
 
+    /// The IFMA exponentiation context, made on first use; `None` when the modulus's length
+    /// is outside the kernel's range.
+    #[cfg(target_arch = "x86_64")]
+    fn ifma_context(&self) -> Option<&super::ifma::PowContext> {
+        self.ifma
+            .get_or_init(|| {
+                super::ifma::PowContext::new(&self.m, &big_of(&self.one), |x| {
+                    self.from_residue(&Residue(limbs_of(x, self.n()).into_boxed_slice()))
+                })
+            })
+            .as_ref()
+    }
+
+    /// Two exponentiations `base^exp` (each with its own modulus, variable time in the
+    /// exponents), the CRT halves of decryption and owner encryption. On the IFMA kernel,
+    /// when it takes both moduli at the same digit count and they are short enough to gain,
+    /// they run side by side: one exponentiation's multiplications form a single dependency
+    /// chain that leaves the vector units partly idle at these lengths, and two chains fill
+    /// them. Otherwise one after the other, as [`Modulus::pow`].
+    pub fn pow_pair(x: [(&Modulus, &Residue, &BigUint); 2]) -> [Residue; 2] {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let (Some(c0), Some(c1)) = (x[0].0.ifma_context(), x[1].0.ifma_context())
+        {
+            let bits = x[0].2.bits().max(x[1].2.bits());
+            if bits > 0 {
+                let e = x.map(|(_, _, e)| e.iter_u64_digits().collect::<Vec<u64>>());
+                // Fixed windows of all 2^w powers: one bit shorter than the sliding windows,
+                // whose table holds only the odd half.
+                let window = window_bits(bits) - 1;
+                if let Some(r) = super::ifma::PowContext::pow_pair(
+                    token,
+                    [c0, c1],
+                    [&x[0].1.0, &x[1].1.0],
+                    [&e[0], &e[1]],
+                    bits,
+                    window,
+                ) {
+                    return r.map(|v| Residue(v.into_boxed_slice()));
+                }
+            }
+        }
+        x.map(|(md, base, exp)| md.pow(base, exp))
+    }
+
     /// `base^exp mod m` (variable time in the exponent).
     pub fn pow(&self, base: &Residue, exp: &BigUint) -> Residue {
         let e: Vec<u64> = exp.iter_u64_digits().collect();
@@ -393,6 +444,18 @@ impl Modulus {
             .map_or(0, |i| 64 * i as u64 + 64 - e[i].leading_zeros() as u64);
         if bits == 0 {
             return self.one.to_vec();
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let Some(ctx) = self.ifma_context()
+        {
+            // A window of one bit is plain square-and-multiply, as below.
+            let window = if bits <= SHORT_EXP_BITS {
+                1
+            } else {
+                window_bits(bits)
+            };
+            return ctx.pow(token, base, e, bits, window);
         }
         let bit = |i: u64| (e[(i / 64) as usize] >> (i % 64)) & 1 == 1;
         let mut w = Scratch::new(n);
@@ -556,6 +619,9 @@ mod tests {
     fn portable_path_pow() {
         #[cfg(target_arch = "x86_64")]
         super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        // And not the IFMA kernel, which would take these lengths from 700 bits on.
+        #[cfg(target_arch = "x86_64")]
+        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
         assert!(adx().is_none());
         let mut rng = rand::rng();
         for limbs in [1usize, 3, 23, 24, 32, 48, 64, 96] {
@@ -579,6 +645,19 @@ mod tests {
 
     #[test]
     fn edge_values() {
+        edge_values_on_this_thread();
+    }
+
+    /// [`edge_values`] on the scalar kernel, which the IFMA kernel replaces for `pow` from
+    /// 700 bits on where the CPU has it.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn edge_values_scalar() {
+        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        edge_values_on_this_thread();
+    }
+
+    fn edge_values_on_this_thread() {
         let mut rng = rand::rng();
         for limbs in [1usize, 2, 16, 32, 63, 64, 65, 96, 130, 256] {
             for top in [false, true] {

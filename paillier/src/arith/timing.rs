@@ -169,3 +169,44 @@ fn timing_prime_sizes() {
         );
     }
 }
+
+/// Modular exponentiation on the AVX-512 IFMA kernel against the scalar kernel (same
+/// modulus, full-length exponent) across lengths: where the IFMA path starts to pay.
+#[cfg(target_arch = "x86_64")]
+#[test]
+#[ignore]
+fn ifma_pow_crossover() {
+    use super::ifma::FORCE_SCALAR;
+    let mut rng = rand::rng();
+    println!();
+    for mbits in [512u64, 640, 768, 896, 1024, 1536, 2048, 3072, 4096, 6144] {
+        let m = rng.random_biguint(mbits) | BigUint::one() | (BigUint::one() << (mbits - 1));
+        let md = Modulus::new(&m).unwrap();
+        let e = rng.random_biguint(mbits / 2) | (BigUint::one() << (mbits / 2 - 1));
+        let b = md.to_residue(&rng.random_biguint_below(&m));
+        let mut ns = [0.0; 2];
+        for (i, scalar) in [false, true].into_iter().enumerate() {
+            FORCE_SCALAR.with(|f| f.set(scalar));
+            ns[i] = min_ns(
+                || {
+                    std::hint::black_box(md.pow(&b, &e));
+                },
+                41,
+            );
+        }
+        FORCE_SCALAR.with(|f| f.set(false));
+        // Two of them side by side (the CRT halves), per exponentiation.
+        let pair = min_ns(
+            || {
+                std::hint::black_box(Modulus::pow_pair([(&md, &b, &e), (&md, &b, &e)]));
+            },
+            21,
+        ) / 2.0;
+        println!(
+            "{mbits} ifma {:.0} scalar {:.0} ratio {:.2} ifma_pair_each {pair:.0}",
+            ns[0],
+            ns[1],
+            ns[1] / ns[0]
+        );
+    }
+}
