@@ -22,6 +22,7 @@ use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
 use pipeline::client::{self, Client};
 use pipeline::config::Settings;
+use pipeline::messages::SubmissionWire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -413,42 +414,72 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
     harness.cleanup().await;
 }
 
+/// A worker that reaches the broker through a proxy, and a producer that does not, with one
+/// submission already answered (so the worker is known to be consuming).
+struct ProxiedWorker {
+    harness: Harness,
+    proxy: Proxy,
+    participant: ParticipantId,
+    queue: String,
+    worker: RunningWorker,
+    producer: Client,
+    first: SubmissionWire,
+}
+
+impl ProxiedWorker {
+    async fn start(participant: &str, overrides: &[(&str, &str)]) -> ProxiedWorker {
+        // The worker's log (loss, reconnect, shutdown) is shown if the test fails.
+        pipeline::logging::init(0);
+        let mut overrides = overrides.to_vec();
+        overrides.push(("worker.batch_max_wait", "5ms"));
+        let settings = settings(&overrides);
+        let mut harness = Harness::new(settings.clone()).await;
+        let proxy = proxy_for(&settings).await;
+        let participant = ParticipantId::new(participant).unwrap();
+        let queue = harness.reply_queue(&participant).await;
+        let worker = RunningWorker::start(&proxy.settings(&settings));
+        let producer = Client::connect(&settings, "test-producer").await.unwrap();
+        let first = submission(&participant, 5.0);
+        producer.submit(&first).await.unwrap();
+        assert_eq!(
+            harness.take(&queue, 1, Duration::from_secs(30)).await.len(),
+            1
+        );
+        ProxiedWorker {
+            harness,
+            proxy,
+            participant,
+            queue,
+            worker,
+            producer,
+            first,
+        }
+    }
+
+    fn submission(&self, glucose: f64) -> SubmissionWire {
+        submission(&self.participant, glucose)
+    }
+}
+
+fn submission(participant: &ParticipantId, glucose: f64) -> SubmissionWire {
+    let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
+    client::encrypt_submission(participant, shared_key(), &readings).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_consumes_again_after_losing_its_connection() {
-    // The worker's log (loss, reconnect) is shown if the test fails.
-    pipeline::logging::init(0);
-    let settings = settings(&[
-        ("broker.reconnect_timeout", "20s"),
-        ("worker.batch_max_wait", "5ms"),
-    ]);
-    let mut harness = Harness::new(settings.clone()).await;
-    let proxy = proxy_for(&settings).await;
-    let participant = ParticipantId::new("p-worker").unwrap();
-    let queue = harness.reply_queue(&participant).await;
-    let worker = RunningWorker::start(&proxy.settings(&settings));
-    let producer = Client::connect(&settings, "test-producer").await.unwrap();
-    let submit = |glucose: f64| {
-        let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
-        client::encrypt_submission(&participant, shared_key(), &readings).unwrap()
-    };
-    let first = submit(5.0);
-    producer.submit(&first).await.unwrap();
-    assert_eq!(
-        harness.take(&queue, 1, Duration::from_secs(30)).await.len(),
-        1
-    );
-
-    proxy.cut();
+    let w = ProxiedWorker::start("p-worker", &[("broker.reconnect_timeout", "20s")]).await;
+    w.proxy.cut();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = submit(6.0);
-    producer.submit(&second).await.unwrap();
-    proxy.restore().await;
+    let second = w.submission(6.0);
+    w.producer.submit(&second).await.unwrap();
+    w.proxy.restore().await;
     // The first submission may be answered again: the cut can come between its result's
     // confirm and its ack (at-least-once).
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut answered = Vec::new();
     while !answered.contains(&second.submission_id) && Instant::now() < deadline {
-        for r in common::json_bodies(&harness.take(&queue, 1, Duration::from_secs(1)).await) {
+        for r in common::json_bodies(&w.harness.take(&w.queue, 1, Duration::from_secs(1)).await) {
             answered.push(r["submission_id"].as_str().unwrap().to_owned());
         }
     }
@@ -459,12 +490,12 @@ async fn a_worker_consumes_again_after_losing_its_connection() {
     assert!(
         answered
             .iter()
-            .all(|id| *id == second.submission_id || *id == first.submission_id)
+            .all(|id| *id == second.submission_id || *id == w.first.submission_id)
     );
-    assert_eq!(worker.stats.snapshot().sessions, 2, "one reconnect");
-    producer.close().await;
-    worker.stop().await;
-    harness.cleanup().await;
+    assert_eq!(w.worker.stats.snapshot().sessions, 2, "one reconnect");
+    w.producer.close().await;
+    w.worker.stop().await;
+    w.harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,38 +526,19 @@ async fn a_client_that_cannot_reconnect_in_time_fails_instead_of_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_broker_stops_answering_still_stops_when_asked() {
-    pipeline::logging::init(0);
-    let settings = settings(&[
-        ("worker.batch_max_wait", "5ms"),
-        ("worker.shutdown_grace", "1s"),
-    ]);
-    let mut harness = Harness::new(settings.clone()).await;
-    let proxy = proxy_for(&settings).await;
-    let participant = ParticipantId::new("p-frozen").unwrap();
-    let queue = harness.reply_queue(&participant).await;
-    let worker = RunningWorker::start(&proxy.settings(&settings));
-    // Answered once: the worker is consuming through the proxy.
-    let producer = Client::connect(&settings, "test-producer").await.unwrap();
-    let readings = BTreeMap::from([("glucose".to_owned(), vec![5.0])]);
-    let submission = client::encrypt_submission(&participant, shared_key(), &readings).unwrap();
-    producer.submit(&submission).await.unwrap();
-    assert_eq!(
-        harness.take(&queue, 1, Duration::from_secs(30)).await.len(),
-        1
-    );
-
+    let w = ProxiedWorker::start("p-frozen", &[("worker.shutdown_grace", "1s")]).await;
     // The broker goes silent: the cancel, channel close and connection closes of the shutdown
     // are never answered. Each wait is bounded, so the worker still ends (the broker requeues
     // whatever it held once the connections die).
-    proxy.freeze();
+    w.proxy.freeze();
     let started = Instant::now();
-    worker.stop().await;
+    w.worker.stop().await;
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(15),
         "stopped only after {took:?}"
     );
-    producer.close().await;
-    proxy.cut();
-    harness.cleanup().await;
+    w.producer.close().await;
+    w.proxy.cut();
+    w.harness.cleanup().await;
 }
