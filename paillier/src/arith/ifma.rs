@@ -38,7 +38,7 @@ use core::arch::x86_64::{
 use num_bigint::BigUint;
 use num_traits::One;
 
-/// 64-bit lanes: four vectors of eight.
+/// 64-bit lanes of a base-2 round's numbers: four vectors of eight.
 const LANES: usize = 32;
 /// Bits per digit.
 const DIGIT: u32 = 52;
@@ -46,7 +46,11 @@ const MASK: u64 = (1 << DIGIT) - 1;
 /// The longest modulus handled: k = bits/52 + 1 digits must fit in [`LANES`].
 pub(crate) const MAX_BITS: u64 = DIGIT as u64 * LANES as u64 - 1;
 
-type Digits = [u64; LANES];
+/// Digits of one vector.
+type Chunk = [u64; 8];
+
+/// A base-2 round's number: [`LANES`] digits, in the vectors [`amm_v`] works on.
+type Digits = [Chunk; LANES / 8];
 
 /// Proof that the running CPU has AVX-512F and AVX-512 IFMA (only [`Ifma::detect`] makes one).
 #[derive(Clone, Copy, Debug)]
@@ -81,43 +85,10 @@ impl Ifma {
     }
 }
 
-impl Ifma {
-    /// [`amm`], callable because the token proves the CPU has what it is compiled for.
-    #[inline]
-    fn amm(self, a: &Digits, b: &Digits, m: &Digits, m_inv: u64, k: usize) -> Digits {
-        // SAFETY: the token exists only if the CPU has AVX-512F and IFMA, the features `amm`
-        // is compiled for.
-        unsafe { amm(a, b, m, m_inv, k) }
-    }
-}
-
-impl Ifma {
-    /// [`amm_2`], callable because the token proves the CPU has what it is compiled for.
-    #[inline]
-    fn amm_2(self, x: [(&Digits, &Digits, &Digits, u64); 2], k: usize) -> [Digits; 2] {
-        // SAFETY: the token exists only if the CPU has AVX-512F and IFMA, the features
-        // `amm_2` is compiled for.
-        unsafe { amm_2(x, k) }
-    }
-}
-
 /// Little-endian 52-bit digits of `x` (which must have fewer than 52·LANES bits).
 fn digits_of(x: &BigUint) -> Digits {
-    let mut out = [0u64; LANES];
-    for (i, d) in out.iter_mut().enumerate() {
-        let lo = i as u64 * u64::from(DIGIT);
-        if lo >= x.bits() {
-            break;
-        }
-        // Bits lo..lo+52 of x, assembled from the (at most two) u64 limbs they span.
-        let limb = (lo / 64) as usize;
-        let shift = lo % 64;
-        let mut v = x.iter_u64_digits().nth(limb).unwrap_or(0) >> shift;
-        if shift > 64 - u64::from(DIGIT) {
-            v |= x.iter_u64_digits().nth(limb + 1).unwrap_or(0) << (64 - shift);
-        }
-        *d = v & MASK;
-    }
+    let mut out = [[0u64; 8]; LANES / 8];
+    digits_from_limbs(&x.to_u64_digits(), out.as_flattened_mut());
     out
 }
 
@@ -132,150 +103,27 @@ struct Context {
 }
 
 impl Context {
-    /// Almost-Montgomery product `a·b·R⁻¹`, canonical (< m) for canonical inputs.
+    /// Montgomery product `a·b·R⁻¹`, canonical (< m) for canonical inputs.
     fn mul(&self, a: &Digits, b: &Digits) -> Digits {
-        let mut t = self.token.amm(a, b, &self.m, self.m_inv, self.k);
+        let mut t = self.token.amm_v(a, b, &self.m, self.m_inv, self.k);
         self.normalise(&mut t);
         t
     }
 
     /// Carries the lanes into 52-bit digits and subtracts m once if the value is >= m
-    /// (inputs below 2m, which both the product and a doubling give).
+    /// (inputs below 2m < R, which both the product and a doubling give).
     fn normalise(&self, t: &mut Digits) {
-        let mut carry = 0u64;
-        for d in t[..self.k].iter_mut() {
-            let v = *d + carry;
-            *d = v & MASK;
-            carry = v >> DIGIT;
-        }
-        debug_assert_eq!(carry, 0, "values stay below 2m < R");
-        let k = self.k;
-        let ge = t[..k]
-            .iter()
-            .rev()
-            .zip(self.m[..k].iter().rev())
-            .find(|(x, y)| x != y)
-            .is_none_or(|(x, y)| x > y);
-        if ge {
-            let mut borrow = 0u64;
-            for (d, &md) in t[..k].iter_mut().zip(&self.m[..k]) {
-                let v = d.wrapping_sub(md).wrapping_sub(borrow);
-                borrow = v >> 63; // went below zero (digits and m are below 2^52)
-                *d = v & MASK;
-            }
-            debug_assert_eq!(borrow, 0);
-        }
+        carry_digits(t.as_flattened_mut(), self.k);
+        subtract_if_ge(t.as_flattened_mut(), self.m.as_flattened(), self.k);
     }
 
     /// `2·a mod m`.
     fn double(&self, a: &mut Digits) {
-        for d in a[..self.k].iter_mut() {
+        for d in a.as_flattened_mut()[..self.k].iter_mut() {
             *d <<= 1;
         }
         self.normalise(a);
     }
-}
-
-/// `a·b·2^(-52k) mod m`, below 2m, in lanes not yet carried (each below 2^60): word-serial
-/// Montgomery multiplication over the k digits of b, eight digits of a and m per instruction.
-#[target_feature(enable = "avx512f,avx512ifma")]
-fn amm(a: &Digits, b: &Digits, m: &Digits, m_inv: u64, k: usize) -> Digits {
-    let load = |x: &Digits, v: usize| -> __m512i {
-        // SAFETY: lanes 8v..8v+8 of a 32-lane array (v < 4); unaligned loads are allowed.
-        unsafe { _mm512_loadu_epi64(x.as_ptr().add(8 * v).cast::<i64>()) }
-    };
-    let av = [load(a, 0), load(a, 1), load(a, 2), load(a, 3)];
-    let mv = [load(m, 0), load(m, 1), load(m, 2), load(m, 3)];
-    let zero = _mm512_setzero_si512();
-    let mut acc = [zero; 4];
-    for &bi in &b[..k] {
-        let bv = _mm512_set1_epi64(bi as i64);
-        for (acc, &av) in acc.iter_mut().zip(&av) {
-            *acc = _mm512_madd52lo_epu64(*acc, av, bv);
-        }
-        // q clears digit 0: (acc₀ + q·m₀) ≡ 0 (mod 2^52).
-        let acc0 = _mm_cvtsi128_si64(_mm512_castsi512_si128(acc[0])) as u64;
-        let q = acc0.wrapping_mul(m_inv) & MASK;
-        let qv = _mm512_set1_epi64(q as i64);
-        for (acc, &mv) in acc.iter_mut().zip(&mv) {
-            *acc = _mm512_madd52lo_epu64(*acc, mv, qv);
-        }
-        // Divide by 2^52: lane 0 is now a multiple of 2^52; its high bits carry into the next
-        // lane as every lane moves down one place.
-        let carry = _mm512_srli_epi64::<52>(acc[0]);
-        acc[0] = _mm512_alignr_epi64::<1>(acc[1], acc[0]);
-        acc[1] = _mm512_alignr_epi64::<1>(acc[2], acc[1]);
-        acc[2] = _mm512_alignr_epi64::<1>(acc[3], acc[2]);
-        acc[3] = _mm512_alignr_epi64::<1>(zero, acc[3]);
-        acc[0] = _mm512_mask_add_epi64(acc[0], 1, acc[0], carry);
-        // The high halves of this step's products belong one digit up: after the move, in
-        // the same lanes as the low halves were.
-        for ((acc, &av), &mv) in acc.iter_mut().zip(&av).zip(&mv) {
-            *acc = _mm512_madd52hi_epu64(*acc, av, bv);
-            *acc = _mm512_madd52hi_epu64(*acc, mv, qv);
-        }
-    }
-    let mut out = [0u64; LANES];
-    for (v, &x) in acc.iter().enumerate() {
-        // SAFETY: lanes 8v..8v+8 of a 32-lane array (v < 4).
-        unsafe { _mm512_storeu_epi64(out.as_mut_ptr().add(8 * v).cast::<i64>(), x) };
-    }
-    out
-}
-
-/// [`amm`] of two independent products (same digit count) in one loop. One product's steps
-/// form a chain of dependent instructions (the next quotient digit waits for the last
-/// multiply-add), so alone it leaves the vector units mostly idle; two chains side by side
-/// fill them, for almost the time of one.
-#[target_feature(enable = "avx512f,avx512ifma")]
-fn amm_2(x: [(&Digits, &Digits, &Digits, u64); 2], k: usize) -> [Digits; 2] {
-    let load = |x: &Digits, v: usize| -> __m512i {
-        // SAFETY: lanes 8v..8v+8 of a 32-lane array (v < 4); unaligned loads are allowed.
-        unsafe { _mm512_loadu_epi64(x.as_ptr().add(8 * v).cast::<i64>()) }
-    };
-    let zero = _mm512_setzero_si512();
-    let av = x.map(|(a, _, _, _)| [load(a, 0), load(a, 1), load(a, 2), load(a, 3)]);
-    let mv = x.map(|(_, _, m, _)| [load(m, 0), load(m, 1), load(m, 2), load(m, 3)]);
-    let mut acc = [[zero; 4]; 2];
-    for i in 0..k {
-        let bv = [0, 1].map(|j| _mm512_set1_epi64(x[j].1[i] as i64));
-        for j in 0..2 {
-            for (acc, &av) in acc[j].iter_mut().zip(&av[j]) {
-                *acc = _mm512_madd52lo_epu64(*acc, av, bv[j]);
-            }
-        }
-        let qv = [0, 1].map(|j| {
-            let acc0 = _mm_cvtsi128_si64(_mm512_castsi512_si128(acc[j][0])) as u64;
-            _mm512_set1_epi64((acc0.wrapping_mul(x[j].3) & MASK) as i64)
-        });
-        for j in 0..2 {
-            for (acc, &mv) in acc[j].iter_mut().zip(&mv[j]) {
-                *acc = _mm512_madd52lo_epu64(*acc, mv, qv[j]);
-            }
-        }
-        for acc in acc.iter_mut() {
-            let carry = _mm512_srli_epi64::<52>(acc[0]);
-            acc[0] = _mm512_alignr_epi64::<1>(acc[1], acc[0]);
-            acc[1] = _mm512_alignr_epi64::<1>(acc[2], acc[1]);
-            acc[2] = _mm512_alignr_epi64::<1>(acc[3], acc[2]);
-            acc[3] = _mm512_alignr_epi64::<1>(zero, acc[3]);
-            acc[0] = _mm512_mask_add_epi64(acc[0], 1, acc[0], carry);
-        }
-        for j in 0..2 {
-            for ((acc, &av), &mv) in acc[j].iter_mut().zip(&av[j]).zip(&mv[j]) {
-                *acc = _mm512_madd52hi_epu64(*acc, av, bv[j]);
-                *acc = _mm512_madd52hi_epu64(*acc, mv, qv[j]);
-            }
-        }
-    }
-    acc.map(|acc| {
-        let mut out = [0u64; LANES];
-        for (v, &x) in acc.iter().enumerate() {
-            // SAFETY: lanes 8v..8v+8 of a 32-lane array (v < 4).
-            unsafe { _mm512_storeu_epi64(out.as_mut_ptr().add(8 * v).cast::<i64>(), x) };
-        }
-        out
-    })
 }
 
 /// One candidate's base-2 round: its context and the values it compares with.
@@ -307,7 +155,7 @@ impl Round {
                 token,
                 k,
                 m,
-                m_inv: neg_inv_52(m[0]),
+                m_inv: neg_inv_52(m[0][0]),
             },
             one: digits_of(&one_big),
             minus_one: digits_of(&(n - &one_big)),
@@ -352,7 +200,7 @@ pub(crate) fn base_2_round(n: &BigUint) -> Option<bool> {
     Some(round.finish(x))
 }
 
-/// [`base_2_round`] of two candidates of the same length at once (see [`amm_2`]): about the
+/// [`base_2_round`] of two candidates of the same length at once (see [`amm_v2`]): about the
 /// time of one. `None` when the kernel cannot run for either.
 pub(crate) fn base_2_round_pair(n: [&BigUint; 2]) -> Option<[bool; 2]> {
     let rounds = [Round::new(n[0])?, Round::new(n[1])?];
@@ -369,7 +217,7 @@ pub(crate) fn base_2_round_pair(n: [&BigUint; 2]) -> Option<[bool; 2]> {
         let [c0, c1] = [&rounds[0].ctx, &rounds[1].ctx];
         x = c0
             .token
-            .amm_2([(a, a, &c0.m, c0.m_inv), (b, b, &c1.m, c1.m_inv)], k);
+            .amm_v2([(a, a, &c0.m, c0.m_inv), (b, b, &c1.m, c1.m_inv)], k);
         for (x, round) in x.iter_mut().zip(&rounds) {
             round.ctx.normalise(x);
             if round.d.bit(i) {
@@ -389,9 +237,6 @@ fn neg_inv_52(m0: u64) -> u64 {
     }
     x.wrapping_neg() & MASK
 }
-
-/// Digits of one vector.
-type Chunk = [u64; 8];
 
 /// Most vectors per number for [`PowContext`]: 128 digits.
 const POW_MAX_VECTORS: usize = 16;
@@ -655,7 +500,8 @@ impl Ifma {
     }
 }
 
-/// [`amm`] for numbers of V vectors (k ≤ 8V digits in use, the rest zero): `a·b·2^(-52k)`
+/// Word-serial Montgomery multiplication over the k digits of b, eight digits of a and m per
+/// instruction, for numbers of V vectors (k ≤ 8V digits in use, the rest zero): `a·b·2^(-52k)`
 /// plus a multiple of m, below `(a·b + 2^(52k)·m)/2^(52k)`, in lanes not yet carried.
 /// Lanes stay below 2^64: each step adds at most four products below 2^52 to a lane, and a
 /// lane's content leaves through lane 0 within 8V ≤ 128 steps (2^2·2^52·2^7 = 2^61).
@@ -691,8 +537,9 @@ fn amm_v<const V: usize>(
         for (acc, &mv) in acc.iter_mut().zip(&mv) {
             *acc = _mm512_madd52lo_epu64(*acc, mv, qv);
         }
-        // Divide by 2^52 as in `amm`: every lane moves down one place, lane 0's high bits
-        // carry into the new lane 0.
+        // Divide by 2^52: lane 0 is now a multiple of 2^52; every lane moves down one place,
+        // lane 0's high bits carry into the new lane 0. The high halves of this step's
+        // products belong one digit up: after the move, in the same lanes as the low halves.
         let carry = _mm512_srli_epi64::<52>(acc[0]);
         for v in 0..V {
             let next = if v + 1 < V { acc[v + 1] } else { zero };
@@ -854,7 +701,7 @@ impl Ifma {
 /// One product of [`amm_v2`]: a, b, m and `-m⁻¹ mod 2^52`.
 type PairOperands<'a, const V: usize> = (&'a [Chunk; V], &'a [Chunk; V], &'a [Chunk; V], u64);
 
-/// [`amm_v`] of two independent products (same digit count) in one loop, as [`amm_2`]: two
+/// [`amm_v`] of two independent products (same digit count) in one loop: two
 /// dependency chains side by side in less than the time of two where one chain leaves the
 /// vector units idle (see [`PAIR_MAX_VECTORS`]).
 #[target_feature(enable = "avx512f,avx512ifma")]
@@ -952,6 +799,7 @@ mod tests {
         for bits in [1u64, 51, 52, 53, 64, 104, 1024, 1536, MAX_BITS] {
             let x = rng.random_biguint(bits);
             let d = digits_of(&x);
+            let d = d.as_flattened();
             let back = d
                 .iter()
                 .rev()
@@ -1059,7 +907,7 @@ mod tests {
                     token,
                     k,
                     m,
-                    m_inv: neg_inv_52(m[0]),
+                    m_inv: neg_inv_52(m[0][0]),
                 };
                 let r_inv = (BigUint::one() << (u64::from(DIGIT) * k as u64))
                     .modinv(&n)
