@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use common::{Harness, RunningWorker, settings};
 use pipeline::ParticipantId;
-use support::producer_bin;
+use support::CohortFiles;
 
 const COHORT: &str = "\
 participant,glucose,cholesterol
@@ -37,23 +37,14 @@ async fn an_enrolled_cohort_is_collected_decrypted_and_correct() {
                 .reply_queue(&ParticipantId::new(id).unwrap()),
         );
     }
-    let dir = std::env::temp_dir().join(format!("consumer-collect-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv = dir.join("cohort.csv");
-    std::fs::write(&csv, COHORT).unwrap();
-    let journal = dir.join("cohort.journal");
-    let out_file = dir.join("results.csv");
-    let env = |cmd: &mut tokio::process::Command| {
-        cmd.env("AMQP_URL", &settings.broker.url)
-            .env("KEY_STORE", dir.join("keys"))
-            .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix);
-    };
+    let files = CohortFiles::new("consumer-collect", &settings, COHORT);
+    let (dir, journal, out_file) = (
+        files.dir.clone(),
+        files.journal.clone(),
+        files.out_file.clone(),
+    );
 
-    let mut enroll = tokio::process::Command::new(producer_bin());
-    enroll.args(["enroll", "--bits", "2048", "--csv"]).arg(&csv);
-    enroll.arg("--journal").arg(&journal);
-    env(&mut enroll);
-    let out = enroll.output().await.unwrap();
+    let out = files.enroll_command().output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -70,10 +61,7 @@ async fn an_enrolled_cohort_is_collected_decrypted_and_correct() {
     let kept: Vec<&str> = text.lines().collect();
     assert!(kept.last().unwrap().starts_with("c5\t"), "{text}");
     std::fs::write(&journal, kept[..kept.len() - 1].join("\n") + "\n").unwrap();
-    let mut again = tokio::process::Command::new(producer_bin());
-    again.args(["enroll", "--bits", "2048", "--csv"]).arg(&csv);
-    again.arg("--journal").arg(&journal);
-    env(&mut again);
+    let mut again = files.enroll_command();
     let out = again.output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
@@ -94,7 +82,7 @@ async fn an_enrolled_cohort_is_collected_decrypted_and_correct() {
         .args(["collect", "--wait", "60s", "--out"])
         .arg(&out_file);
     collect.arg("--journal").arg(&journal);
-    env(&mut collect);
+    files.env(&mut collect);
     let out = collect.output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

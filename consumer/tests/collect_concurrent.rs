@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Harness, RunningWorker, settings};
 use pipeline::ParticipantId;
-use support::producer_bin;
+use support::CohortFiles;
 
 /// Participants in the cohort: more than one decryption batch of a busy run, small enough to
 /// create the keys in a few seconds.
@@ -23,8 +23,6 @@ const PARTICIPANTS: usize = 24;
 async fn results_arriving_for_many_participants_at_once_are_written_once_each() {
     let settings = settings(&[]);
     let mut harness = Harness::new(settings.clone()).await;
-    let dir = std::env::temp_dir().join(format!("consumer-concurrent-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
     let mut cohort = String::from("participant,glucose,cholesterol\n");
     let mut plain: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     for i in 0..PARTICIPANTS {
@@ -44,22 +42,15 @@ async fn results_arriving_for_many_participants_at_once_are_written_once_each() 
                 .reply_queue(&ParticipantId::new(&id).unwrap()),
         );
     }
-    let csv = dir.join("cohort.csv");
-    std::fs::write(&csv, cohort).unwrap();
-    let journal = dir.join("cohort.journal");
-    let out_file = dir.join("results.csv");
-    let env = |cmd: &mut tokio::process::Command| {
-        cmd.env("AMQP_URL", &settings.broker.url)
-            .env("KEY_STORE", dir.join("keys"))
-            .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix);
-    };
+    let files = CohortFiles::new("consumer-concurrent", &settings, &cohort);
+    let (dir, journal, out_file) = (
+        files.dir.clone(),
+        files.journal.clone(),
+        files.out_file.clone(),
+    );
 
     // Enrolled first (keys created), with no worker running: nothing is computed yet.
-    let mut enroll = tokio::process::Command::new(producer_bin());
-    enroll.args(["enroll", "--bits", "2048", "--csv"]).arg(&csv);
-    enroll.arg("--journal").arg(&journal);
-    env(&mut enroll);
-    let out = enroll.output().await.unwrap();
+    let out = files.enroll_command().output().await.unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -74,7 +65,7 @@ async fn results_arriving_for_many_participants_at_once_are_written_once_each() 
         .arg(&out_file)
         .arg("--journal")
         .arg(&journal);
-    env(&mut collect);
+    files.env(&mut collect);
     let collecting = collect.output();
     let worker = async {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -16,7 +16,7 @@ use common::{Harness, RunningWorker, settings};
 use lapin::BasicProperties;
 use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
-use support::producer_bin;
+use support::CohortFiles;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_after_a_crash_before_the_ack_writes_every_result_once() {
@@ -31,26 +31,14 @@ async fn a_rerun_after_a_crash_before_the_ack_writes_every_result_once() {
         harness.remember_queue(q.clone());
         queues.insert(id, q);
     }
-    let dir = std::env::temp_dir().join(format!("consumer-crash-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv = dir.join("cohort.csv");
-    std::fs::write(
-        &csv,
+    let files = CohortFiles::new(
+        "consumer-crash",
+        &settings,
         "participant,glucose,cholesterol\nk1,5.4,4.2\nk2,6.1,5.0\nk3,4.8,3.9\nk4,7.2,6.1\n",
-    )
-    .unwrap();
-    let journal = dir.join("cohort.journal");
-    let out_file = dir.join("results.csv");
-    let env = |cmd: &mut tokio::process::Command| {
-        cmd.env("AMQP_URL", &settings.broker.url)
-            .env("KEY_STORE", dir.join("keys"))
-            .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix);
-    };
-    let mut enroll = tokio::process::Command::new(producer_bin());
-    enroll.args(["enroll", "--bits", "2048", "--csv"]).arg(&csv);
-    enroll.arg("--journal").arg(&journal);
-    env(&mut enroll);
-    let out = enroll.output().await.unwrap();
+    );
+    let (dir, out_file) = (files.dir.clone(), files.out_file.clone());
+
+    let out = files.enroll_command().output().await.unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -88,7 +76,7 @@ async fn a_rerun_after_a_crash_before_the_ack_writes_every_result_once() {
             .arg(dir.join("participants"))
             .arg("--out")
             .arg(&out_file);
-        env(&mut c);
+        files.env(&mut c);
         c
     };
 
