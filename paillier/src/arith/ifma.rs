@@ -36,6 +36,8 @@ use core::arch::x86_64::{
     _mm512_setzero_si512, _mm512_srli_epi64, _mm512_storeu_epi64,
 };
 use num_bigint::BigUint;
+
+use super::montgomery::{WindowStep, sliding_windows};
 use num_traits::One;
 
 /// 64-bit lanes of a base-2 round's numbers: four vectors of eight.
@@ -415,33 +417,20 @@ impl PowContext {
         }
         let mut acc = x;
         let mut first = true;
-        let mut i = bits as i64 - 1;
-        while i >= 0 {
-            if !bit(i as u64) {
-                acc = mul(&acc, &acc);
-                i -= 1;
-                continue;
-            }
-            // Window [j, i]: at most `window` bits, ending in a one.
-            let mut j = (i - window as i64 + 1).max(0);
-            while !bit(j as u64) {
-                j += 1;
-            }
-            let mut val = 0usize;
-            for b in (j..=i).rev() {
-                val = (val << 1) | bit(b as u64) as usize;
-            }
-            let entry = &table[val >> 1];
-            if first {
-                acc = *entry;
-                first = false;
-            } else {
-                for _ in j..=i {
-                    acc = mul(&acc, &acc);
+        for step in sliding_windows(bits, window, bit) {
+            match step {
+                WindowStep::Square => acc = mul(&acc, &acc),
+                WindowStep::Window { value, .. } if first => {
+                    acc = table[value >> 1];
+                    first = false;
                 }
-                acc = mul(&acc, entry);
+                WindowStep::Window { len, value } => {
+                    for _ in 0..len {
+                        acc = mul(&acc, &acc);
+                    }
+                    acc = mul(&acc, &table[value >> 1]);
+                }
             }
-            i = j - 1;
         }
         let mut out_digits = mul(&acc, &chunks(&self.from_ifma));
         let d = out_digits.as_flattened_mut();

@@ -115,6 +115,53 @@ fn window_bits(bits: u64) -> usize {
     }
 }
 
+/// One step of a left-to-right sliding-window exponentiation (see [`sliding_windows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowStep {
+    /// A zero bit between windows: square.
+    Square,
+    /// A window of `len` exponent bits with the odd value `value`: square `len` times, then
+    /// multiply by base^value (the first window instead starts the accumulator at base^value).
+    Window {
+        /// Bits in the window.
+        len: u32,
+        /// Its value, odd.
+        value: usize,
+    },
+}
+
+/// The steps of a left-to-right sliding-window exponentiation over bits `bits - 1 ..= 0` of
+/// an exponent (`bit(i)`, the top one set), with windows of at most `width` bits ending in a
+/// one, so that a table of the odd powers base^1, base^3, ... base^(2^width - 1) serves.
+/// Shared by the scalar and the IFMA kernels, which differ only in how they multiply.
+pub(crate) fn sliding_windows(
+    bits: u64,
+    width: usize,
+    bit: impl Fn(u64) -> bool,
+) -> impl Iterator<Item = WindowStep> {
+    let mut i = bits as i64 - 1;
+    std::iter::from_fn(move || {
+        if i < 0 {
+            return None;
+        }
+        if !bit(i as u64) {
+            i -= 1;
+            return Some(WindowStep::Square);
+        }
+        // Window [j, i]: at most `width` bits, ending in a one.
+        let mut j = (i - width as i64 + 1).max(0);
+        while !bit(j as u64) {
+            j += 1;
+        }
+        let value = (j..=i)
+            .rev()
+            .fold(0usize, |v, b| (v << 1) | bit(b as u64) as usize);
+        let len = (i - j + 1) as u32;
+        i = j - 1;
+        Some(WindowStep::Window { len, value })
+    })
+}
+
 /// Scratch space for one Montgomery operation: the double-length product and what the
 /// product routines need below it.
 struct Scratch {
@@ -487,36 +534,26 @@ impl Modulus {
         }
         let mut tmp = vec![0u64; n];
         let mut first = true;
-        let mut i = bits as i64 - 1;
-        while i >= 0 {
-            if !bit(i as u64) {
+        for step in sliding_windows(bits, k, bit) {
+            let len = match step {
+                WindowStep::Square => 1,
+                WindowStep::Window { len, .. } if !first => len,
+                WindowStep::Window { .. } => 0,
+            };
+            for _ in 0..len {
                 self.sqr_into(&mut tmp, &acc, &mut w);
                 core::mem::swap(&mut acc, &mut tmp);
-                i -= 1;
-                continue;
             }
-            // Window [j, i]: at most k bits, ending in a one.
-            let mut j = (i - k as i64 + 1).max(0);
-            while !bit(j as u64) {
-                j += 1;
-            }
-            let mut val = 0usize;
-            for b in (j..=i).rev() {
-                val = (val << 1) | bit(b as u64) as usize;
-            }
-            let entry = &table[(val >> 1) * n..(val >> 1) * n + n];
-            if first {
-                acc.copy_from_slice(entry);
-                first = false;
-            } else {
-                for _ in j..=i {
-                    self.sqr_into(&mut tmp, &acc, &mut w);
+            if let WindowStep::Window { value, .. } = step {
+                let entry = &table[(value >> 1) * n..][..n];
+                if first {
+                    acc.copy_from_slice(entry);
+                    first = false;
+                } else {
+                    self.mul_into(&mut tmp, &acc, entry, &mut w);
                     core::mem::swap(&mut acc, &mut tmp);
                 }
-                self.mul_into(&mut tmp, &acc, entry, &mut w);
-                core::mem::swap(&mut acc, &mut tmp);
             }
-            i = j - 1;
         }
         acc
     }
