@@ -535,18 +535,7 @@ impl Client {
         prefetch: u16,
     ) -> Result<CohortStream<'_>, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let limit = self.broker.connect_timeout;
-        let (channel, generation) = self
-            .retrying(|link| {
-                let (queues, tx) = (&queues, tx.clone());
-                async move {
-                    let channel =
-                        consume_all(&link.conn, queues, prefetch, link.generation, &tx, limit)
-                            .await?;
-                    Ok((channel, link.generation))
-                }
-            })
-            .await?;
+        let (channel, generation) = self.consume_cohort(&queues, prefetch, &tx).await?;
         Ok(CohortStream {
             client: self,
             queues,
@@ -558,6 +547,24 @@ impl Client {
             held: None,
             seen: HashSet::new(),
         })
+    }
+
+    /// Consumes every queue of a cohort on a new channel of the current connection
+    /// ([`consume_all`]), reconnecting when it was lost; the channel and the connection's
+    /// generation.
+    async fn consume_cohort(
+        &self,
+        queues: &[(ParticipantId, String)],
+        prefetch: u16,
+        tx: &CohortSender,
+    ) -> Result<(Channel, u64), ClientError> {
+        let limit = self.broker.connect_timeout;
+        self.retrying(|link| async move {
+            let channel =
+                consume_all(&link.conn, queues, prefetch, link.generation, tx, limit).await?;
+            Ok((channel, link.generation))
+        })
+        .await
     }
 
     /// Closes the connection politely.
@@ -964,20 +971,9 @@ impl CohortStream<'_> {
     /// again on a new channel.
     async fn resume(&mut self, cause: &ClientError) -> Result<(), ClientError> {
         self.client.reconnect_from(self.generation, cause).await?;
-        let (queues, prefetch) = (&self.queues, self.prefetch);
-        let limit = self.client.broker.connect_timeout;
-        let tx = self.tx.clone();
         let (channel, generation) = self
             .client
-            .retrying(|link| {
-                let tx = tx.clone();
-                async move {
-                    let channel =
-                        consume_all(&link.conn, queues, prefetch, link.generation, &tx, limit)
-                            .await?;
-                    Ok((channel, link.generation))
-                }
-            })
+            .consume_cohort(&self.queues, self.prefetch, &self.tx)
             .await?;
         self.channel = channel;
         self.generation = generation;
