@@ -2,8 +2,7 @@
 //! a duplicate (same submission id) is shown once, error results are shown as errors, and the
 //! queue is empty afterwards (everything printed was acked).
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

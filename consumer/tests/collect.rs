@@ -4,8 +4,7 @@
 //! Needs the producer binary next to the consumer's (`cargo test --workspace` or
 //! `cargo test -p producer -p consumer` build both).
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 mod support;
 
 use std::collections::BTreeMap;

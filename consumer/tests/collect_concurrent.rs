@@ -4,8 +4,7 @@
 //! exactly one correct row per submission, every result acked, nobody left waiting.
 //! Needs the producer binary next to the consumer's (`cargo test -p producer -p consumer`).
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

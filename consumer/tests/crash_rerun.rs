@@ -4,8 +4,7 @@
 //! result once, ack the redelivered ones without writing them again, and drop the torn row.
 //! Needs the producer binary next to the consumer's (`cargo test -p producer -p consumer`).
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 mod support;
 
 use std::collections::HashMap;

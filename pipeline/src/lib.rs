@@ -33,10 +33,6 @@
 //! - [`broker`]: connecting (named connections, retries, automatic recovery) and the
 //!   [`ConfirmedPublisher`](broker::ConfirmedPublisher).
 //! - [`keystore`]: participants' keys in python-paillier's JWK format, private files 0600.
-//! - [`process`]: what a worker does with one message, as a pure function (parse, validate,
-//!   compute) that returns what to publish: runs on rayon threads.
-//! - [`worker`]: the worker service: consume with a prefetch window, batch, compute off the async
-//!   runtime, publish with confirms, then ack; dead-lettering with reasons; graceful shutdown.
 //! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
 //! - [`client`]: the participant side: submit readings, fetch and decrypt results.
 //! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
@@ -59,11 +55,9 @@ pub mod logging;
 pub mod messages;
 pub mod packing;
 pub mod participant;
-pub mod process;
 pub mod progress;
 pub mod study;
 pub mod topology;
-pub mod worker;
 
 pub use config::Settings;
 pub use participant::ParticipantId;

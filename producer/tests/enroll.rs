@@ -2,8 +2,7 @@
 //! queue, where they are counted): a bad row stops the run before anything is published (or is
 //! skipped with --skip-bad-rows), and a re-run with the journal publishes nothing twice.
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -6,8 +6,7 @@
 //! hex, base64url, base64 or raw bytes. The key store keeps the private key 0600 in a 0700
 //! directory, and the producer refuses a private key file that group or others can read.
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

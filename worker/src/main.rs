@@ -1,6 +1,6 @@
 //! `worker`: computes the study's outputs on encrypted submissions from the work queue and
 //! publishes them to the participants' reply queues. Run as many as you like on the same queue:
-//! they share its load. The work itself lives in [`pipeline::worker`].
+//! they share its load. The work itself lives in the `worker` library.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use pipeline::config::{LoadOptions, Settings};
-use pipeline::worker::{self, ShutdownSender, WorkerStats};
 use tracing::{info, warn};
+use worker::{ShutdownSender, WorkerStats};
 
 /// Computes on encrypted health readings: consumes the work queue, evaluates the study on
 /// ciphertexts in parallel batches, publishes each result (with publisher confirms) to the

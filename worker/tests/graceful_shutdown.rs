@@ -1,8 +1,7 @@
 //! The worker binary against the real broker: SIGTERM while it holds deliveries makes it finish,
 //! publish and ack what it holds, and exit 0; nothing is lost or answered twice.
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;

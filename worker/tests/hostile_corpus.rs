@@ -5,8 +5,7 @@
 //! must still be answered. A second test runs the worker with non-default `[limits]` and shows
 //! each limit enforced at its configured value, before the work it protects.
 
-#[path = "../../pipeline/tests/common/mod.rs"]
-mod common;
+use test_support as common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -23,9 +22,9 @@ use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
 use pipeline::client;
 use pipeline::messages::{ResultMessage, ResultStatus};
-use pipeline::worker::{HEADER_KIND, HEADER_REASON};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+use worker::{HEADER_KIND, HEADER_REASON};
 
 /// The whole corpus must be refused within this time: the real cost is a few seconds at most
 /// on a loaded two-core machine, so a message that stalls the worker fails the test.

@@ -1,4 +1,4 @@
-//! What the consumer's tests share beyond pipeline/tests/common: the producer binary they
+//! What the consumer's tests share beyond the test-support crate: the producer binary they
 //! enroll with, and a cohort's working files.
 
 use std::path::PathBuf;

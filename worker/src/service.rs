@@ -26,13 +26,6 @@
 //!   [`broker::CLOSE_GRACE`]: a connection that dies (or a broker
 //!   that stops answering) at the wrong moment makes the worker reconnect or stop, never hang.
 
-mod batch;
-mod dead_letter;
-mod stats;
-
-pub use dead_letter::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
-pub use stats::{StatsSnapshot, WorkerStats};
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -46,10 +39,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::broker::{self, BrokerError, ConfirmedPublisher, Retry};
-use crate::config::Settings;
 use crate::process::Processor;
-use crate::topology::{Topology, TopologyError};
+use crate::stats::WorkerStats;
+use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
+use pipeline::config::Settings;
+use pipeline::topology::{Topology, TopologyError};
 
 /// How often an idle worker checks that its connections are still alive.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
@@ -372,7 +366,7 @@ impl Session {
                     Err(_) => break,
                 }
             }
-            batch::process_batch(ctx, batch).await?;
+            crate::batch::process_batch(ctx, batch).await?;
             if let Some(err) = stream_error {
                 return Err(BrokerError::Channel {
                     context: "consuming",

@@ -3,7 +3,7 @@
 //! study computed on plaintext; and the client's pipelined reply-queue declares answer each
 //! participant in order. Each test has its own topology prefix and deletes it at the end.
 
-mod common;
+use test_support as common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use pipeline::ParticipantId;
 use pipeline::client::{self, Client};
 use pipeline::messages::{ResultMessage, ResultStatus, SubmissionWire};
 use pipeline::study::{Output, OutputKind, Term};
-use pipeline::worker::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
+use worker::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -2,7 +2,7 @@
 //! (format 1), for the default study, measured in the same run, interleaved.
 //!
 //! ```sh
-//! cargo run --release -p pipeline --example pack_timing -- [ROUNDS] [KEY_BITS]
+//! cargo run --release -p worker --example pack_timing -- [ROUNDS] [KEY_BITS]
 //! ```
 //!
 //! Each round processes the same submission (glucose 5.4 and 6.1, cholesterol 4.2, python-paillier
@@ -20,7 +20,7 @@ use paillier::PrivateKey;
 use pipeline::ParticipantId;
 use pipeline::Settings;
 use pipeline::messages::{ResultMessage, SubmissionWire};
-use pipeline::process::{Outcome, Processor, Request};
+use worker::process::{Outcome, Processor, Request};
 
 /// CPU time of this thread so far, if the kernel says.
 fn thread_cpu() -> Option<Duration> {

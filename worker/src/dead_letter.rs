@@ -17,8 +17,8 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, LongString, ShortString};
 
-use crate::broker::Outgoing;
-use crate::messages::truncate_reason;
+use pipeline::broker::Outgoing;
+use pipeline::messages::truncate_reason;
 
 /// Header with the stable rejection code.
 pub const HEADER_KIND: &str = "x-rejection-kind";
@@ -28,7 +28,7 @@ pub const HEADER_REASON: &str = "x-rejection-reason";
 pub const HEADER_REJECTED_BY: &str = "x-rejected-by";
 
 /// Builds the dead-letter copy of `delivery` (whose body is `body`).
-pub fn dead_letter(
+pub(crate) fn dead_letter(
     delivery: &Delivery,
     body: &[u8],
     dead_exchange: &str,
@@ -44,7 +44,7 @@ pub fn dead_letter(
     headers.insert(HEADER_REJECTED_BY.into(), s(rejected_by));
     headers.insert(
         "x-rejected-at".into(),
-        AMQPValue::LongLongInt(crate::messages::now_secs() as i64),
+        AMQPValue::LongLongInt(pipeline::messages::now_secs() as i64),
     );
     headers.insert("x-original-exchange".into(), s(delivery.exchange.as_str()));
     headers.insert(
@@ -67,7 +67,7 @@ pub fn dead_letter(
 
 /// Number of earlier deliveries of this message (quorum queues' `x-delivery-count`; absent on
 /// the first delivery).
-pub fn delivery_count(delivery: &Delivery) -> i64 {
+pub(crate) fn delivery_count(delivery: &Delivery) -> i64 {
     delivery
         .properties
         .headers()

@@ -1,7 +1,9 @@
-//! Shared helpers of the broker tests: every test gets its own topology prefix (so tests run in
-//! parallel on one broker), runs workers in-process, and deletes what it declared.
-
-#![allow(dead_code)]
+//! What the broker tests of every crate share: each test gets its own topology prefix (so tests
+//! run in parallel on one broker), runs workers in-process, and deletes what it declared.
+//!
+//! A crate of its own (`publish = false`, only ever a dev-dependency) so that it is compiled once
+//! and its items are checked like any library's, instead of being included by path into every
+//! test binary.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,9 +15,9 @@ use lapin::{BasicProperties, Channel, Connection};
 use paillier::PrivateKey;
 use pipeline::broker::{self, ConfirmedPublisher, Outgoing, Retry};
 use pipeline::config::{LoadOptions, Settings};
-use pipeline::worker::{self, ShutdownSender, StatsSnapshot, WorkerStats};
 use pipeline::{ParticipantId, Topology};
 use tokio::task::JoinHandle;
+use worker::{ShutdownSender, StatsSnapshot, WorkerStats};
 
 /// One 2048-bit key per test binary: generating one per test would dominate the run time.
 pub fn shared_key() -> &'static PrivateKey {

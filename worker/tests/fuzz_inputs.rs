@@ -11,7 +11,7 @@
 //!
 //! The default run is sized for CI (about a minute in a debug build on two cores).
 //! `FUZZ_CASES=N` sets the number of generated inputs per target, e.g.
-//! `FUZZ_CASES=1000000 cargo test --profile fuzz -p pipeline --test fuzz_inputs -- --nocapture`
+//! `FUZZ_CASES=1000000 cargo test --profile fuzz -p worker --test fuzz_inputs -- --nocapture`
 //! (optimised, with overflow checks: a release build would let an overflow wrap silently);
 //! each target prints how many inputs it executed. Failures are persisted by proptest to
 //! `tests/fuzz_inputs.proptest-regressions` and replayed first on later runs; what earlier runs
@@ -30,10 +30,10 @@ use paillier::{EncodedNumber, KeyBounds, PrivateKey};
 use pipeline::ParticipantId;
 use pipeline::config::{LoadOptions, Settings};
 use pipeline::messages::{ResultMessage, SubmissionWire};
-use pipeline::process::{Outcome, Processor, Request};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::{Value, json};
+use worker::process::{Outcome, Processor, Request};
 
 /// Key size of the fuzzing keys: small, so that valid mutations run the whole computation fast.
 const KEY_BITS: u64 = 256;

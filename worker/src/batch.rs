@@ -9,12 +9,12 @@ use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use rayon::prelude::*;
 use tracing::{info, warn};
 
-use super::dead_letter::{dead_letter, delivery_count};
-use super::stats::WorkerStats;
-use super::{WorkerContext, WorkerError};
-use crate::broker::Outgoing;
-use crate::messages::{Properties, properties};
+use crate::dead_letter::{dead_letter, delivery_count};
 use crate::process::{Outcome, Reply, Request};
+use crate::service::{WorkerContext, WorkerError};
+use crate::stats::WorkerStats;
+use pipeline::broker::Outgoing;
+use pipeline::messages::{Properties, properties};
 
 /// How a delivery is settled once the batch's publishes are confirmed.
 enum Settle {
@@ -26,7 +26,7 @@ enum Settle {
 /// publishes results and dead-letter copies with confirms, and only then acks. Returns an error
 /// (and acks nothing) when publishing failed: the deliveries stay unacked and the broker
 /// redelivers them after the session is torn down.
-pub(super) async fn process_batch(
+pub(crate) async fn process_batch(
     ctx: &WorkerContext,
     mut deliveries: Vec<Delivery>,
 ) -> Result<(), WorkerError> {

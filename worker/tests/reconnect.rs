@@ -8,7 +8,7 @@
 //! fails with an error instead of hanging, and that a worker whose broker stops answering still
 //! stops when asked. (A real broker restart is in scripts/reliability.)
 
-mod common;
+use test_support as common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;

@@ -2,13 +2,13 @@
 //! compute, and say what to publish. No I/O here, so it runs on rayon threads and is tested
 //! without a broker.
 
-use crate::config::{Limits, Settings};
-use crate::messages::{
+use pipeline::config::{Limits, Settings};
+use pipeline::messages::{
     DemoRequest, Incoming, InputError, MessageType, ResultMessage, demo_error_reply,
     parse_incoming, valid_message_id,
 };
-use crate::study::Study;
-use crate::topology::Topology;
+use pipeline::study::Study;
+use pipeline::topology::Topology;
 
 /// The parts of a delivery processing needs.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Processor {
         match incoming {
             Incoming::Submission(wire) => {
                 // Error results go to reply_to, else to the participant's queue if the id is valid.
-                let participant = crate::ParticipantId::new(&wire.participant).ok();
+                let participant = pipeline::ParticipantId::new(&wire.participant).ok();
                 let id = if valid_message_id(&wire.submission_id) {
                     wire.submission_id.clone()
                 } else {
@@ -254,8 +254,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ParticipantId;
-    use crate::messages::SubmissionWire;
+    use pipeline::ParticipantId;
+    use pipeline::messages::SubmissionWire;
 
     fn request(body: Vec<u8>, reply_to: Option<&str>) -> Request {
         Request {
@@ -386,10 +386,10 @@ mod tests {
             };
             let result: ResultMessage = serde_json::from_slice(&reply.body).unwrap();
             let ciphertexts = if pack {
-                assert_eq!(result.version, crate::messages::RESULT_VERSION_PACKED);
+                assert_eq!(result.version, pipeline::messages::RESULT_VERSION_PACKED);
                 result.packed.len()
             } else {
-                assert_eq!(result.version, crate::messages::RESULT_VERSION_UNPACKED);
+                assert_eq!(result.version, pipeline::messages::RESULT_VERSION_UNPACKED);
                 result.outputs.len()
             };
             assert_eq!(ciphertexts, if pack { 1 } else { 6 });
