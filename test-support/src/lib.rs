@@ -5,6 +5,7 @@
 //! and its items are checked like any library's, instead of being included by path into every
 //! test binary.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ use pipeline::broker::{self, ConfirmedPublisher, Outgoing, Retry};
 use pipeline::config::{LoadOptions, Settings};
 use pipeline::{ParticipantId, Topology};
 use tokio::task::JoinHandle;
-use worker::{ShutdownSender, StatsSnapshot, WorkerStats};
+use worker::events::parse_events;
+use worker::{ShutdownSender, StatsSnapshot, WorkerEvent, WorkerStats};
 
 /// One 2048-bit key per test binary: generating one per test would dominate the run time.
 pub fn shared_key() -> &'static PrivateKey {
@@ -212,4 +214,26 @@ pub fn json_bodies(messages: &[BasicGetMessage]) -> Vec<serde_json::Value> {
         .iter()
         .map(|m| serde_json::from_slice(&m.delivery.data).expect("JSON body"))
         .collect()
+}
+
+/// A fresh path for a worker binary's event stream (`--events` / `WORKER_EVENTS`), unique to the
+/// test's topology prefix, in the temporary directory. Remove it with [`remove_events_file`].
+pub fn events_file(settings: &Settings) -> PathBuf {
+    std::env::temp_dir().join(format!("{}worker-events.jsonl", settings.topology.prefix))
+}
+
+/// Every event a worker wrote to `path` (none when it wrote none), panicking on a line that is
+/// not an event: the event stream is a contract, a change of format must fail the tests.
+pub fn read_worker_events(path: &Path) -> Vec<WorkerEvent> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_events(&text)
+            .unwrap_or_else(|e| panic!("{} is not a worker event stream: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("reading {}: {e}", path.display()),
+    }
+}
+
+/// Removes a test's event file, if any.
+pub fn remove_events_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
 }

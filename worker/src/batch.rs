@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use tracing::{info, warn};
 
 use crate::dead_letter::{dead_letter, delivery_count};
+use crate::events::{WorkerEvent, unix_ms};
 use crate::process::{Outcome, Reply, Request};
 use crate::service::{WorkerContext, WorkerError};
 use crate::stats::WorkerStats;
@@ -145,6 +146,7 @@ pub(crate) async fn process_batch(
             "deliveries from before a reconnect could not be acked; they will be redelivered"
         );
     }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
     info!(
         size = deliveries.len(),
         done,
@@ -152,9 +154,20 @@ pub(crate) async fn process_batch(
         retried,
         failed,
         published = outgoing.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms,
         "batch processed"
     );
+    ctx.events.emit(&WorkerEvent::Batch {
+        unix_ms: unix_ms(),
+        received: deliveries.len() as u64,
+        done,
+        rejected,
+        retried,
+        failed,
+        stale,
+        published: outgoing.len() as u64,
+        elapsed_ms,
+    });
     Ok(())
 }
 

@@ -22,13 +22,20 @@
 //! - [`dead_letter`]: the headers of a refused message's dead-letter copy, which keep *why* it
 //!   was refused (RabbitMQ's own dead-lettering only says "rejected").
 //! - [`stats`]: in-memory counters tests read while the worker runs.
+//! - [`events`]: the same counters as a structured interface: one JSON object per line per
+//!   event (start, batch, lost connection, reconnect, stop), so that tests and scripts never
+//!   parse log prose.
 
 mod batch;
 pub mod dead_letter;
+pub mod events;
 pub mod process;
 pub mod service;
 pub mod stats;
 
 pub use dead_letter::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
-pub use service::{ShutdownSender, WorkerError, consumer_tag, run, shutdown_channel};
+pub use events::{EventSink, WorkerEvent};
+pub use service::{
+    ShutdownSender, WorkerError, consumer_tag, run, run_with_events, shutdown_channel,
+};
 pub use stats::{StatsSnapshot, WorkerStats};

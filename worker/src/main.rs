@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use pipeline::config::{LoadOptions, Settings};
 use tracing::{info, warn};
-use worker::{ShutdownSender, WorkerStats};
+use worker::{EventSink, ShutdownSender, WorkerStats};
 
 /// Computes on encrypted health readings: consumes the work queue, evaluates the study on
 /// ciphertexts in parallel batches, publishes each result (with publisher confirms) to the
@@ -37,6 +37,11 @@ struct Args {
     /// Unacknowledged deliveries this worker may hold.
     #[arg(long)]
     prefetch: Option<u16>,
+    /// Write the worker's events (start, each batch with its counters, lost connections,
+    /// reconnects, stop with totals) as JSON lines to FILE (appended; `-` for standard output).
+    /// Read these, not the log, in tests and scripts.
+    #[arg(long, env = "WORKER_EVENTS", value_name = "FILE")]
+    events: Option<PathBuf>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -56,11 +61,16 @@ async fn main() -> anyhow::Result<()> {
     .set("worker.batch_max_wait", args.batch_max_wait.as_ref())
     .set("broker.prefetch", args.prefetch);
     let settings = Settings::load(&options).context("loading the configuration")?;
+    let events = match &args.events {
+        Some(path) => EventSink::open(path)
+            .with_context(|| format!("opening the events file {}", path.display()))?,
+        None => EventSink::disabled(),
+    };
 
     let (stop, stopped) = worker::shutdown_channel();
     tokio::spawn(forward_signals(stop));
     let stats = Arc::new(WorkerStats::default());
-    worker::run(&settings, stopped, stats)
+    worker::run_with_events(&settings, stopped, stats, Arc::new(events))
         .await
         .context("worker failed")?;
     Ok(())

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use crate::events::{EventSink, WorkerEvent, unix_ms};
 use crate::process::Processor;
 use crate::stats::WorkerStats;
 use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
@@ -79,6 +80,7 @@ pub(crate) struct WorkerContext {
     pub(crate) publisher: Arc<ConfirmedPublisher>,
     pub(crate) tag: String,
     pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) events: Arc<EventSink>,
 }
 
 /// A shutdown switch for [`run`]: `send(true)` asks the worker to finish and return.
@@ -103,11 +105,22 @@ pub fn consumer_tag() -> String {
 }
 
 /// Runs a worker until `shutdown` turns true (or its sender is dropped), reconnecting whenever a
-/// session fails. `stats` is updated as it goes.
+/// session fails. `stats` is updated as it goes. Emits no events (see [`run_with_events`]).
 pub async fn run(
+    settings: &Settings,
+    shutdown: watch::Receiver<bool>,
+    stats: Arc<WorkerStats>,
+) -> Result<(), WorkerError> {
+    run_with_events(settings, shutdown, stats, Arc::new(EventSink::disabled())).await
+}
+
+/// [`run`], also writing the worker's events (start, every batch, lost connections, reconnects,
+/// stop) to `events`.
+pub async fn run_with_events(
     settings: &Settings,
     mut shutdown: watch::Receiver<bool>,
     stats: Arc<WorkerStats>,
+    events: Arc<EventSink>,
 ) -> Result<(), WorkerError> {
     settings
         .study
@@ -131,6 +144,14 @@ pub async fn run(
         queue = topology.work_queue,
         "worker starting"
     );
+    events.emit(&WorkerEvent::WorkerStarted {
+        unix_ms: unix_ms(),
+        tag: tag.clone(),
+        threads: pool.current_num_threads(),
+        batch_size: settings.worker.batch_size,
+        prefetch: settings.broker.prefetch,
+        queue: topology.work_queue.clone(),
+    });
     let mut backoff = Duration::from_millis(250);
     // When the last session was lost: bounds the time spent getting a new one.
     let mut lost_at: Option<Instant> = None;
@@ -174,11 +195,12 @@ pub async fn run(
         };
         backoff = Duration::from_millis(250);
         if let Some(at) = lost_at.take() {
-            info!(
-                tag,
-                after_ms = at.elapsed().as_millis() as u64,
-                "reconnected to the broker, consuming again"
-            );
+            let after_ms = at.elapsed().as_millis() as u64;
+            info!(tag, after_ms, "reconnected to the broker, consuming again");
+            events.emit(&WorkerEvent::Reconnected {
+                unix_ms: unix_ms(),
+                after_ms,
+            });
         }
         WorkerStats::add(&stats.sessions, 1);
         let ctx = WorkerContext {
@@ -188,22 +210,31 @@ pub async fn run(
             publisher: Arc::clone(&session.publisher),
             tag: tag.clone(),
             stats: Arc::clone(&stats),
+            events: Arc::clone(&events),
         };
         let ended = session.consume(settings, &ctx, &mut shutdown).await;
         session.close().await;
-        match ended {
+        let reason = match ended {
             Ok(SessionEnd::Shutdown) => break,
             Ok(SessionEnd::ConsumerGone) => {
                 warn!(
                     "the broker cancelled the consumer (queue deleted or connection closed); reconnecting"
                 );
+                "the broker cancelled the consumer".to_owned()
             }
-            Err(err) => warn!(
-                error = %err,
-                limit = ?settings.broker.reconnect_timeout,
-                "connection to the broker lost (unacked deliveries go back to the queue); reconnecting"
-            ),
-        }
+            Err(err) => {
+                warn!(
+                    error = %err,
+                    limit = ?settings.broker.reconnect_timeout,
+                    "connection to the broker lost (unacked deliveries go back to the queue); reconnecting"
+                );
+                err.to_string()
+            }
+        };
+        events.emit(&WorkerEvent::ConnectionLost {
+            unix_ms: unix_ms(),
+            reason,
+        });
         lost_at = Some(Instant::now());
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -221,6 +252,10 @@ pub async fn run(
         sessions = s.sessions,
         "worker stopped"
     );
+    events.emit(&WorkerEvent::WorkerStopped {
+        unix_ms: unix_ms(),
+        totals: s,
+    });
     Ok(())
 }
 

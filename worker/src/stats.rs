@@ -1,6 +1,9 @@
-//! Counters a worker keeps, logged at exit and readable by tests while it runs.
+//! Counters a worker keeps, readable by tests while it runs and reported at exit (in the log and
+//! as the `worker_stopped` event).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 /// What a worker did so far.
 #[derive(Debug, Default)]
@@ -22,7 +25,7 @@ pub struct WorkerStats {
 }
 
 /// A plain copy of [`WorkerStats`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// See [`WorkerStats::batches`].
     pub batches: u64,

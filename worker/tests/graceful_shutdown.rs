@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{Harness, json_bodies, settings, shared_key};
 use pipeline::ParticipantId;
 use pipeline::client::{self, Client};
+use worker::WorkerEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_deliveries_in_hand_and_exits_zero() {
@@ -31,12 +32,15 @@ async fn sigterm_finishes_the_deliveries_in_hand_and_exits_zero() {
         ids.insert(s.submission_id);
     }
 
+    let events = common::events_file(&settings);
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
         .env("AMQP_URL", &settings.broker.url)
         .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix)
         .env("PIPELINE__BROKER__PREFETCH", "4")
         .env("PIPELINE__WORKER__BATCH_SIZE", "2")
         .env("PIPELINE__WORKER__BATCH_MAX_WAIT", "5ms")
+        .arg("--events")
+        .arg(&events)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,7 +64,11 @@ async fn sigterm_finishes_the_deliveries_in_hand_and_exits_zero() {
         e.read_to_string(&mut stderr).await.unwrap();
     }
     assert!(status.success(), "exit status {status}\n{stderr}");
-    assert!(stderr.contains("worker stopped"), "{stderr}");
+    let stopped = common::read_worker_events(&events)
+        .into_iter()
+        .any(|e| matches!(e, WorkerEvent::WorkerStopped { .. }));
+    common::remove_events_file(&events);
+    assert!(stopped, "no worker_stopped event\n{stderr}");
 
     // Everything is either answered (once) or still waiting in the work queue; nothing unacked.
     let rest = harness

@@ -24,12 +24,12 @@ use pipeline::client;
 use pipeline::messages::{ResultMessage, ResultStatus};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use worker::{HEADER_KIND, HEADER_REASON};
+use worker::{HEADER_KIND, HEADER_REASON, WorkerEvent};
 
 /// The whole corpus must be refused within this time: the real cost is a few seconds at most
 /// on a loaded two-core machine, so a message that stalls the worker fails the test.
 const CORPUS_DEADLINE: Duration = Duration::from_secs(60);
-/// Longest a single batch may take (from the worker's own `elapsed_ms` log field).
+/// Longest a single batch may take (the `elapsed_ms` of the worker's `batch` events).
 const BATCH_DEADLINE_MS: u64 = 10_000;
 /// Largest growth of the worker's peak resident memory (VmHWM) over the corpus. The biggest
 /// bodies are 1 MiB + 1 and 8 MiB (both refused unread); prefetch lets the worker hold up to
@@ -712,6 +712,7 @@ fn spawn_worker(settings: &pipeline::Settings, env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
     cmd.env("AMQP_URL", &settings.broker.url)
         .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix)
+        .env("WORKER_EVENTS", common::events_file(settings))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -801,13 +802,18 @@ async fn stop(mut worker: Child) -> String {
     stderr
 }
 
-/// Largest `elapsed_ms=` of the worker's "batch processed" log lines.
-fn max_batch_ms(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .filter(|l| l.contains("batch processed"))
-        .filter_map(|l| l.split("elapsed_ms=").nth(1))
-        .filter_map(|v| v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+/// Largest `elapsed_ms` of the `batch` events of the worker [`spawn_worker`] started on
+/// `settings` (its event file is removed).
+fn max_batch_ms(settings: &pipeline::Settings) -> u64 {
+    let path = common::events_file(settings);
+    let events = common::read_worker_events(&path);
+    common::remove_events_file(&path);
+    events
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEvent::Batch { elapsed_ms, .. } => Some(*elapsed_ms),
+            _ => None,
+        })
         .max()
         .unwrap_or(0)
 }
@@ -889,7 +895,7 @@ async fn every_hostile_message_is_dead_lettered_quickly_in_bounded_memory() {
     let demo_reply = harness.take(&demo_queue, 1, CORPUS_DEADLINE).await;
     let elapsed = started.elapsed();
     let hwm_after = vm_hwm_kb(pid);
-    let stderr = stop(worker).await;
+    stop(worker).await;
 
     let mut wrong = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -951,7 +957,7 @@ async fn every_hostile_message_is_dead_lettered_quickly_in_bounded_memory() {
     let v = key.decrypt_f64(&reply.decode(pk).unwrap()[0]).unwrap();
     assert!((10.0..=100.0).contains(&v) && v % 10.0 == 0.0, "{v}");
 
-    let batch_ms = max_batch_ms(&stderr);
+    let batch_ms = max_batch_ms(&settings);
     let growth = hwm_after.saturating_sub(hwm_before);
     eprintln!(
         "hostile corpus: {} inputs refused, {} valid answered, in {:.2} s; slowest batch {} ms; \
@@ -1166,6 +1172,7 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
         .await;
     let demo_replies = harness.take(&demo_queue, 2, Duration::from_secs(5)).await;
     let stderr = stop(worker).await;
+    common::remove_events_file(&common::events_file(&settings));
 
     let mut wrong = Vec::new();
     for (i, (name, _, expect)) in cases.iter().enumerate() {
