@@ -109,7 +109,7 @@ def start(cmd, env, what, log_file, stdout_file=None):
     given) to `log_file`; the Popen is stopped by stop_all() if nobody stopped it before."""
     log(f"start {what}: {' '.join(str(c) for c in cmd)}")
     err = open(log_file, "w")
-    out = open(stdout_file, "w") if stdout_file else subprocess.STDOUT
+    out = open(stdout_file, "w") if stdout_file else err
     p = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out, stderr=err,
                          stdin=subprocess.DEVNULL)
     CHILDREN.append(p)
