@@ -7,7 +7,7 @@ to the server API at `dns` in the demo's wire format, and the decrypted reply is
 {"output": [40, 44]}. The form page on port 7000 of the demo is left out: the benchmark drives
 this API directly, as the demo's curl example did.
 
-Written for bench/pipeline from the description of the demo, not from its code; Flask's own
+Written for bench/pipeline.py from the description of the demo, not from its code; Flask's own
 development server, threaded, as the demo ran it.
 """
 import argparse

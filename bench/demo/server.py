@@ -6,7 +6,7 @@ every ciphertext is multiplied by ONE random integer in 1..=10 (the demo's "usef
 re-randomised (python-paillier's obfuscation, ciphertext(be_secure=True)), and returned as
 {"values": [["<ciphertext>", exponent], ...]} in the same order. It never sees a plaintext.
 
-Written for bench/pipeline from the description of the demo, not from its code; Flask's own
+Written for bench/pipeline.py from the description of the demo, not from its code; Flask's own
 development server, threaded, as the demo ran it.
 """
 import argparse

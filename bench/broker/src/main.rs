@@ -1,4 +1,4 @@
-//! `bench-broker`: the broker-side half of `bench/pipeline`.
+//! `bench-broker`: the broker-side half of `bench/pipeline.py`.
 //!
 //! Everything here talks AMQP with the pipeline's own client code (`pipeline::broker`,
 //! `pipeline::client`), so the figures it produces are comparable with the producer's and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/pipeline: end-to-end performance of the encrypted study pipeline, in one run.
+"""bench/pipeline.py: end-to-end performance of the encrypted study pipeline, in one run.
 
 Measurements (each at 2048- and 3072-bit keys unless said otherwise):
 
@@ -71,149 +71,44 @@ import os
 import platform
 import random
 import re
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "lib"))
+import pipeline_harness as h  # noqa: E402
+from pipeline_harness import (  # noqa: E402  (processes, CPU and memory: shared with scripts/reliability)
+    LAST_CPU,
+    RssSampler,
+    cpu_seconds,
+    free_port,
+    log,
+    run,
+    start,
+    stop,
+    stop_all,
+    wait_with_cpu,
+)
+
+ROOT = h.ROOT
 BIN = ROOT / "target" / "release"
 DEMO_STUDY = ROOT / "bench" / "demo-study.toml"
 
-CHILDREN = []  # every Popen we started, stopped on exit
 PREFIX_BASE = f"bench-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}."
-STARTED = time.time()
-
-
-def log(msg):
-    print(f"[{time.time() - STARTED:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    """A measurement failed; the run exits non-zero."""
-
-
-# ---------------------------------------------------------------- processes and memory
+STARTED = h.STARTED
+# A measurement failed; the run exits non-zero (the harness raises it too).
+BenchError = h.HarnessError
 
 
 def env_for(prefix, key_store=None, extra=None):
-    env = dict(os.environ)
-    env["PIPELINE__TOPOLOGY__PREFIX"] = prefix
-    env.setdefault("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-    if key_store:
-        env["KEY_STORE"] = str(key_store)
-    env.setdefault("RUST_LOG", "warn")
-    env.update(extra or {})
-    return env
-
-
-class RssSampler(threading.Thread):
-    """Samples VmHWM/VmRSS of a process every 50 ms; keeps the highest values seen."""
-
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid, self.hwm_kb, self.rss_kb, self.samples = pid, 0, 0, 0
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                with open(f"/proc/{self.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            self.hwm_kb = max(self.hwm_kb, int(line.split()[1]))
-                        elif line.startswith("VmRSS:"):
-                            self.rss_kb = max(self.rss_kb, int(line.split()[1]))
-                self.samples += 1
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                return
-            self.stop.wait(0.05)
-
-
-LAST_CPU = [0.0]  # CPU seconds (user + system) of the last command run() waited for
-
-
-def run(cmd, env, what, timeout=3600, rss=False):
-    """Runs a command to completion; returns (seconds, stdout, peak RSS in kB or None)."""
-    log(f"{what}: {' '.join(str(c) for c in cmd)}")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.Popen(
-        [str(c) for c in cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    CHILDREN.append(p)
-    sampler = None
-    if rss:
-        sampler = RssSampler(p.pid)
-        sampler.start()
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        raise BenchError(f"{what}: timed out after {timeout} s")
-    except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM): stop the command before the broker is cleaned up,
-        # or it goes on declaring queues under the prefix being deleted.
-        stop(p, grace=10)
-        raise
-    finally:
-        if p in CHILDREN:
-            CHILDREN.remove(p)
-    secs = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if sampler:
-        sampler.stop.set()
-        sampler.join()
-    if p.returncode != 0:
-        raise BenchError(f"{what}: exit {p.returncode}\n{err.strip()[-2000:]}")
-    return secs, out, (sampler.hwm_kb if sampler else None)
-
-
-def start(cmd, env, what, log_file):
-    log(f"start {what}: {' '.join(str(c) for c in cmd)}")
-    f = open(log_file, "w")
-    p = subprocess.Popen([str(c) for c in cmd], env=env, stdout=f, stderr=subprocess.STDOUT)
-    CHILDREN.append(p)
-    return p
-
-
-def stop(p, grace=30):
-    """SIGTERM (a worker finishes what it holds), then SIGKILL after `grace` seconds."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in CHILDREN:
-        CHILDREN.remove(p)
-    return p.returncode
-
-
-def stop_all():
-    for p in list(CHILDREN):
-        try:
-            stop(p, grace=10)
-        except Exception:  # noqa: BLE001 - clean-up must go on
-            pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return h.pipeline_env(prefix, key_store=key_store, extra=extra)
 
 
 # ---------------------------------------------------------------- the broker
@@ -303,15 +198,6 @@ def enrollment(bits, n, ks, pfx, tmp):
     return bodies
 
 
-def cpu_seconds(pid):
-    """User + system CPU time a live process has used so far."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
 def broker_pids():
     """Pid of the RabbitMQ node serving AMQP_URL (the process listening on its port), for its
     CPU time; other nodes on the machine (e.g. scripts/reliability's) are not counted."""
@@ -323,24 +209,6 @@ def broker_pids():
     except (OSError, subprocess.TimeoutExpired):
         return []
     return sorted({int(m) for m in re.findall(r"pid=(\d+)", out)})
-
-
-def wait_with_cpu(p, timeout):
-    """Waits for a child started with start(); returns (exit code, its CPU seconds).
-
-    os.wait4 reports the rusage of the reaped child, which /proc no longer has once it exited.
-    """
-    deadline = time.time() + timeout
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            p.returncode = os.waitstatus_to_exitcode(status)
-            if p in CHILDREN:
-                CHILDREN.remove(p)
-            return p.returncode, usage.ru_utime + usage.ru_stime
-        if time.time() > deadline:
-            raise BenchError(f"pid {p.pid} still running after {timeout} s")
-        time.sleep(0.02)
 
 
 def drain(bits, n, bodies, pfx, tmp):
@@ -636,7 +504,7 @@ def print_table(rows):
 
 def main():
     ap = argparse.ArgumentParser(
-        prog="bench/pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="bench/pipeline.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run (2-3 minutes): small N everywhere")
     ap.add_argument("--bits", default="2048,3072", help="key sizes, comma-separated (default 2048,3072)")
     ap.add_argument("--enroll", default=None, help="enrollment N per key size (default 2048=400,3072=150; quick 30,10)")
