@@ -5,6 +5,8 @@
 //! and its items are checked like any library's, instead of being included by path into every
 //! test binary.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -45,12 +47,14 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
 
 /// A running in-process worker.
 pub struct RunningWorker {
+    /// Its counters, updated as it goes.
     pub stats: Arc<WorkerStats>,
     stop: ShutdownSender,
     handle: JoinHandle<Result<(), worker::WorkerError>>,
 }
 
 impl RunningWorker {
+    /// Starts a worker on `settings` on the current tokio runtime.
     pub fn start(settings: &Settings) -> Self {
         let (stop, stopped) = worker::shutdown_channel();
         let stats = Arc::new(WorkerStats::default());
@@ -90,15 +94,21 @@ impl RunningWorker {
 
 /// A test's own broker connection, publisher and topology, removed again by [`Harness::cleanup`].
 pub struct Harness {
+    /// The test's settings (unique topology prefix).
     pub settings: Settings,
+    /// The topology those settings name, declared by [`Harness::new`].
     pub topology: Topology,
+    /// The test's own connection.
     pub conn: Connection,
+    /// A plain channel for gets, declares and deletes.
     pub channel: Channel,
+    /// A publisher with confirms.
     pub publisher: ConfirmedPublisher,
     extra_queues: Vec<String>,
 }
 
 impl Harness {
+    /// Connects to the broker (AMQP_URL or the local one) and declares the test's topology.
     pub async fn new(settings: Settings) -> Self {
         let conn = broker::connect(&settings.broker, "test", Retry::Bounded(3), false)
             .await

@@ -26,6 +26,8 @@
 //!   event (start, batch, lost connection, reconnect, stop), so that tests and scripts never
 //!   parse log prose.
 
+#![warn(missing_docs)]
+
 mod batch;
 pub mod dead_letter;
 pub mod events;
