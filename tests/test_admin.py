@@ -257,7 +257,7 @@ def test_resumes_after_a_kill_at_any_point(study):
     args = [str(study.binary), "--vhost", study.vhost, "cohort", "--prefix", study.tag, "--count", str(count),
             "--credentials", str(creds)]
     stopped = []
-    for delay in (0.4, 0.8):  # wherever these land: declaring queues, writing, importing
+    for delay in (0.4, 0.8, 1.1):  # wherever these land: declaring queues, writing, importing
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         if proc.poll() is None:
@@ -267,7 +267,8 @@ def test_resumes_after_a_kill_at_any_point(study):
     left = (len(study.users()), len(rows(creds)) - 1 if creds.exists() else 0)
     summary = study.json("cohort", "--prefix", study.tag, "--count", str(count), "--credentials", str(creds))
     assert summary["users_created"] + summary["users_existing"] == count
-    assert summary["users_existing"] == left[0]
+    # The broker may finish an import whose client was killed: more may exist than was counted.
+    assert summary["users_existing"] >= left[0]
     assert study.users() == {f"{study.tag}-{n}" for n in range(1, count + 1)}
     table = rows(creds)
     assert len(table) == 1 + count and len({r[0] for r in table[1:]}) == count, "one row per participant"
