@@ -69,6 +69,7 @@ struct Cli {
         long,
         global = true,
         env = "BROKER_ADMIN_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:15672",
         value_name = "URL"
     )]
@@ -78,6 +79,7 @@ struct Cli {
         long,
         global = true,
         env = "BROKER_ADMIN_USER",
+        hide_env_values = true,
         default_value = "guest",
         value_name = "USER"
     )]
