@@ -280,3 +280,30 @@ def test_resumes_after_a_kill_at_any_point(study):
     assert {q["name"] for q in queues} >= {f"results.{study.tag}-{n}" for n in range(1, count + 1)}
     print(f"admin resume: killed at {stopped} s leaving {left[0]} users and {left[1]} rows; "
           f"{summary['users_created']} created on resume")
+
+
+def test_a_user_in_two_studies_is_only_removed_from_one(study, tmp_path):
+    """User names are broker-wide: removing a participant from one study's vhost must not lock it
+    out of another study it belongs to."""
+    other = Study(tmp_path)
+    other.tag = study.tag
+    other.vhost = f"{study.vhost}-2"
+    try:
+        other.run("topology")
+        me = f"{study.tag}-1"
+        creds = tmp_path / "p.csv"
+        study.run("participant", me, "--credentials", str(creds))
+        summary = other.json("participant", me, "--credentials", str(creds))
+        assert (summary["users_created"], summary["users_existing"], summary["credentials_written"]) == (0, 1, 0)
+        password = read_credentials(creds)[me]
+        removed = study.json("remove", "participant", me)
+        assert (removed["users_removed"], removed["permissions_set"]) == (0, 1)
+        with other.connect(me, password) as conn:
+            assert conn.channel().basic_get(f"results.{me}")[0] is None
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            study.connect(me, password)
+        assert other.json("remove", "participant", me)["users_removed"] == 1
+        assert me not in study.users()
+    finally:
+        status, _ = admin("DELETE", f"vhosts/{quote(other.vhost)}")
+        assert status in (204, 404)

@@ -441,6 +441,28 @@ impl ManagementApi {
             .collect())
     }
 
+    /// `(user, vhost)` of every permission on the broker, in one request.
+    pub fn all_permissions(&self) -> Result<Vec<(String, String)>, ApiError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            user: String,
+            vhost: String,
+        }
+        let path = "permissions?columns=user,vhost";
+        let v: Option<Vec<Entry>> = self.get_json(path)?;
+        Ok(self
+            .required("GET", path, v)?
+            .into_iter()
+            .map(|e| (e.user, e.vhost))
+            .collect())
+    }
+
+    /// Removes `user`'s permissions on `vhost`; `false` when it had none.
+    pub fn clear_permissions(&self, vhost: &str, user: &str) -> Result<bool, ApiError> {
+        let path = format!("permissions/{}/{}", segment(vhost), segment(user));
+        Ok(self.request("DELETE", &path, None)?.is_some())
+    }
+
     /// Sets `user`'s permissions on `vhost`.
     pub fn set_permissions(
         &self,

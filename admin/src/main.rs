@@ -196,7 +196,9 @@ struct UserArgs {
     /// Credentials file new passwords are written to (created 0600; appended on resume).
     #[arg(long, value_name = "FILE")]
     credentials: PathBuf,
-    /// Give existing users a new password (default: an existing user keeps its own).
+    /// Give existing users a new password (default: an existing user keeps its own). Give a new
+    /// --credentials file: a password the file already holds for a user is reused (a reset that
+    /// was interrupted resumes with it).
     #[arg(long)]
     reset_password: bool,
 }

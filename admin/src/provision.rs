@@ -108,7 +108,7 @@ pub struct Summary {
     pub users_existing: usize,
     /// Existing users given a new password (`--reset-password`).
     pub passwords_reset: usize,
-    /// Users whose permissions were set or corrected.
+    /// Users whose permissions were set or corrected (`remove`: removed from this vhost).
     pub permissions_set: usize,
     /// Reply queues declared and bound by this run.
     pub queues_declared: usize,
@@ -520,8 +520,10 @@ impl Provisioner {
         Ok(())
     }
 
-    /// Removes users of `role` (the broker closes their connections). With `delete_queues`,
-    /// participants' reply queues go too, with any unread results; otherwise they stay.
+    /// Removes users of `role` from the study. User names are broker-wide: a user that also has
+    /// permissions on another vhost (another study) only loses those on this one; any other is
+    /// deleted (the broker closes its connections). With `delete_queues`, participants' reply
+    /// queues go too, with any unread results; otherwise they stay.
     pub fn remove(
         &self,
         role: Role,
@@ -530,26 +532,38 @@ impl Provisioner {
     ) -> Result<Summary, ProvisionError> {
         let started = Instant::now();
         let mut summary = self.summary("remove");
+        let vhost = &self.study.vhost;
         let users = self.api.users()?;
         for name in names {
             check_role(&users, name, role)?;
         }
-        let present: Vec<String> = names
-            .iter()
-            .filter(|n| users.contains_key(*n))
-            .cloned()
+        let elsewhere: HashSet<String> = self
+            .api
+            .all_permissions()?
+            .into_iter()
+            .filter(|(_, v)| v != vhost)
+            .map(|(user, _)| user)
             .collect();
-        for name in names.iter().filter(|n| !users.contains_key(*n)) {
-            info!(user = %name, "user did not exist");
+        let mut delete = Vec::new();
+        for name in names {
+            if !users.contains_key(name) {
+                info!(user = %name, "user did not exist");
+            } else if elsewhere.contains(name) {
+                self.api.clear_permissions(vhost, name)?;
+                summary.permissions_set += 1;
+                info!(user = %name, %vhost, "user kept (it has permissions on other vhosts): its permissions on this vhost removed");
+            } else {
+                delete.push(name.clone());
+            }
         }
-        if present.len() == 1 {
-            self.api.delete_user(&present[0])?;
+        if delete.len() == 1 {
+            self.api.delete_user(&delete[0])?;
         } else {
-            self.api.delete_users(&present)?;
+            self.api.delete_users(&delete)?;
         }
-        summary.users_removed = present.len();
-        if !present.is_empty() {
-            info!(count = present.len(), role = %role, "users deleted (their connections are closed by the broker)");
+        summary.users_removed = delete.len();
+        if !delete.is_empty() {
+            info!(count = delete.len(), role = %role, "users deleted (their connections are closed by the broker)");
         }
         if role == Role::Participant {
             for name in names {
