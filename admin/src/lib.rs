@@ -41,7 +41,9 @@
 //!   `admin cohort --csv FILE --credentials FILE` (ids from the CSV's `participant` column):
 //!   the same for many participants in one step.
 //! - `admin worker USER --credentials FILE`, `admin coordinator C --credentials FILE`.
-//! - `admin remove participant|worker|coordinator NAME…` (`--delete-queue`: reply queues too).
+//! - `admin remove participant|cohort|worker|coordinator …` (`--delete-queue`: reply queues
+//!   too). User names are broker-wide: a user that has permissions on another vhost only loses
+//!   those on this one.
 //! - `admin show`: users, roles and permissions of the vhost.
 //!
 //! Every command is idempotent: it reads what exists (a few list requests) and creates only
