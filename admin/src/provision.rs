@@ -314,6 +314,10 @@ impl Provisioner {
             check_role(&users, id.as_str(), Role::Participant)?;
         }
 
+        if let [id] = ids {
+            self.note_cohort(id, &users)?;
+        }
+
         // Reply queues first: a participant that can log in finds its queue there.
         let queues: HashSet<String> = self.api.queue_names(vhost)?.into_iter().collect();
         let bindings: HashSet<(String, String)> = self
@@ -357,6 +361,40 @@ impl Provisioner {
         summary.credentials_file = Some(credentials.path().to_owned());
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
+    }
+
+    /// Says so when a participant provisioned on its own is, by its id `<C>-<n>`, a member of a
+    /// cohort whose coordinator exists: that coordinator can read its results.
+    fn note_cohort(
+        &self,
+        id: &ParticipantId,
+        users: &BTreeMap<String, UserInfo>,
+    ) -> Result<(), ProvisionError> {
+        let Some(cohort) = id
+            .as_str()
+            .rsplit_once('-')
+            .and_then(|(name, _)| Cohort::new(name).ok())
+            .filter(|c| c.contains(id))
+        else {
+            return Ok(());
+        };
+        let read = Permissions::coordinator(&self.study.topology, &cohort).read;
+        let coordinators: Vec<String> = self
+            .api
+            .permissions(&self.study.vhost)?
+            .into_values()
+            .filter(|p| p.read == read)
+            .filter(|p| {
+                users
+                    .get(&p.user)
+                    .is_some_and(|u| u.tags.iter().any(|t| t == Role::Coordinator.tag()))
+            })
+            .map(|p| p.user)
+            .collect();
+        for coordinator in coordinators {
+            warn!(participant = %id, %cohort, %coordinator, "the participant is a member of this cohort by its id: the cohort's coordinator can read its results");
+        }
+        Ok(())
     }
 
     /// A worker user with [`Permissions::worker`].
