@@ -82,6 +82,95 @@ pub struct BrokerSettings {
     /// consumer and worker keep trying to get it back before they exit with an error.
     #[serde(with = "duration", default = "default_reconnect_timeout")]
     pub reconnect_timeout: Duration,
+    /// Trust anchors and client certificate of `amqps://` connections.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Lets a plain `amqp://` URL name a host that is not loopback. Off: such a URL is refused
+    /// at start, because the broker password and every message would cross the network in
+    /// clear. On: the connection is made and a warning logged.
+    #[serde(default)]
+    pub allow_insecure_plaintext: bool,
+}
+
+/// TLS settings of the broker connection (used with an `amqps://` URL only).
+///
+/// The server is verified against the system's trust store plus `ca_file`, and its certificate
+/// must name the URL's host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA certificate(s) that signed the broker's certificate, trusted in
+    /// addition to the system roots (a private CA).
+    #[serde(default, with = "opt_path")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) presented to the broker, for RabbitMQ's EXTERNAL mechanism
+    /// (`?auth_mechanism=external` in the URL) or a broker that requires client certificates.
+    #[serde(default, with = "opt_path")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    #[serde(default, with = "opt_path")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// How the broker connection is protected, as decided by [`BrokerSettings::transport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `amqps://`: TLS.
+    Tls,
+    /// `amqp://` to a loopback address: nothing leaves the host.
+    LoopbackPlaintext,
+    /// `amqp://` to another host, allowed by `broker.allow_insecure_plaintext` (warned about).
+    InsecurePlaintext,
+}
+
+impl BrokerSettings {
+    /// Decides how the connection to `url` is protected, refusing a plain URL to a host that is
+    /// not loopback unless `allow_insecure_plaintext` is set, and TLS settings on a plain URL
+    /// (they would silently not be used).
+    pub fn transport(&self) -> Result<Transport, ConfigError> {
+        let uri: lapin::uri::AMQPUri =
+            self.url.parse().map_err(|reason: String| ConfigError::Invalid {
+                key: "broker.url",
+                reason: format!("not an AMQP URI: {reason}"),
+            })?;
+        if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+            return Ok(Transport::Tls);
+        }
+        if self.tls.ca_file.is_some() || self.tls.client_cert.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "broker.tls",
+                reason: "TLS files are set but broker.url is a plain amqp:// URL: use amqps://"
+                    .to_owned(),
+            });
+        }
+        if is_loopback_host(&uri.authority.host) {
+            Ok(Transport::LoopbackPlaintext)
+        } else if self.allow_insecure_plaintext {
+            Ok(Transport::InsecurePlaintext)
+        } else {
+            Err(ConfigError::Invalid {
+                key: "broker.url",
+                reason: format!(
+                    "plain amqp:// to {} would send the password and every message unencrypted: \
+                     use amqps:// (see broker.tls), or set broker.allow_insecure_plaintext = true",
+                    uri.authority.host
+                ),
+            })
+        }
+    }
+}
+
+/// Whether `host` (as in a URL: an IPv6 address in brackets) is this machine's loopback:
+/// 127.0.0.0/8, ::1 or the name `localhost`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 fn default_reconnect_timeout() -> Duration {
@@ -271,6 +360,13 @@ impl Settings {
         if self.broker.reconnect_timeout.is_zero() {
             return invalid("broker.reconnect_timeout", "must be longer than 0s");
         }
+        if self.broker.tls.client_cert.is_some() != self.broker.tls.client_key.is_some() {
+            return invalid(
+                "broker.tls.client_cert",
+                "broker.tls.client_cert and broker.tls.client_key go together: set both or neither",
+            );
+        }
+        self.broker.transport()?;
         if self.topology.delivery_limit < 1 {
             return invalid(
                 "topology.delivery_limit",
@@ -368,6 +464,19 @@ mod opt_duration {
                 .map(Some)
                 .map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Serde helpers for an optional path; an empty string also means "none" (so that an
+/// environment variable can unset a path a file set).
+mod opt_path {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        Ok(text.filter(|t| !t.trim().is_empty()).map(PathBuf::from))
     }
 }
 
