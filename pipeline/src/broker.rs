@@ -277,16 +277,14 @@ pub fn tls_config(tls: &TlsSettings) -> Result<OwnedTLSConfig, BrokerError> {
     let cert_chain = match &tls.ca_file {
         Some(path) => {
             let pem = read("broker.tls.ca_file", path)?;
-            Some(
-                String::from_utf8(pem).map_err(|_| BrokerError::TlsFile {
-                    setting: "broker.tls.ca_file",
-                    path: path.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "not a PEM file (not text)",
-                    ),
-                })?,
-            )
+            Some(String::from_utf8(pem).map_err(|_| BrokerError::TlsFile {
+                setting: "broker.tls.ca_file",
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a PEM file (not text)",
+                ),
+            })?)
         }
         None => None,
     };

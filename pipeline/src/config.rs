@@ -129,10 +129,12 @@ impl BrokerSettings {
     /// (they would silently not be used).
     pub fn transport(&self) -> Result<Transport, ConfigError> {
         let uri: lapin::uri::AMQPUri =
-            self.url.parse().map_err(|reason: String| ConfigError::Invalid {
-                key: "broker.url",
-                reason: format!("not an AMQP URI: {reason}"),
-            })?;
+            self.url
+                .parse()
+                .map_err(|reason: String| ConfigError::Invalid {
+                    key: "broker.url",
+                    reason: format!("not an AMQP URI: {reason}"),
+                })?;
         if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
             return Ok(Transport::Tls);
         }
@@ -143,7 +145,10 @@ impl BrokerSettings {
                     .to_owned(),
             });
         }
-        if is_loopback_host(&uri.authority.host) {
+        // The host as written, not lapin's parse: amq-protocol-uri reads an IPv6 literal as
+        // "localhost" (it only keeps domain names), which would make any IPv6 host look local.
+        let host = url_host(&self.url);
+        if is_loopback_host(host) {
             Ok(Transport::LoopbackPlaintext)
         } else if self.allow_insecure_plaintext {
             Ok(Transport::InsecurePlaintext)
@@ -151,12 +156,26 @@ impl BrokerSettings {
             Err(ConfigError::Invalid {
                 key: "broker.url",
                 reason: format!(
-                    "plain amqp:// to {} would send the password and every message unencrypted: \
-                     use amqps:// (see broker.tls), or set broker.allow_insecure_plaintext = true",
-                    uri.authority.host
+                    "plain amqp:// to {host} would send the password and every message \
+                     unencrypted: use amqps:// (see broker.tls), or set \
+                     broker.allow_insecure_plaintext = true"
                 ),
             })
         }
+    }
+}
+
+/// The host part of `url` as written (an IPv6 literal keeps its brackets).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.starts_with('[') {
+        host_port
+            .find(']')
+            .map_or(host_port, |end| &host_port[..=end])
+    } else {
+        host_port.split(':').next().unwrap_or("")
     }
 }
 
@@ -554,6 +573,101 @@ mod tests {
         assert_eq!(s.limits.key_bits_min, MIN_KEY_BITS);
         let s = load("limits.key_bits_max", "8192").unwrap();
         assert_eq!(s.limits.key_bits_max, paillier::json::MAX_KEY_BITS);
+    }
+
+    fn load_with(overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&LoadOptions {
+            ignore_environment: true,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..LoadOptions::default()
+        })
+    }
+
+    #[test]
+    fn plain_amqp_to_loopback_is_allowed() {
+        for url in [
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "amqp://guest:guest@127.8.9.10:5672/%2f",
+            "amqp://guest:guest@localhost:5672/%2f",
+            "amqp://guest:guest@LOCALHOST/%2f",
+            "amqp://guest:guest@[::1]:5672/%2f",
+        ] {
+            let s = load_with(&[("broker.url", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                s.broker.transport().unwrap(),
+                Transport::LoopbackPlaintext,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_amqp_to_another_host_is_refused_naming_the_setting() {
+        for url in [
+            "amqp://guest:secret@rabbitmq:5672/%2f",
+            "amqp://guest:secret@10.0.0.7:5672/%2f",
+            "amqp://guest:secret@[2001:db8::1]:5672/%2f",
+            "amqp://guest:secret@localhost.example.org/%2f",
+            "amqp://guest:secret@128.0.0.1/%2f",
+        ] {
+            let err = load_with(&[("broker.url", url)])
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"))
+                .to_string();
+            assert!(
+                err.contains("broker.allow_insecure_plaintext"),
+                "{url}: {err}"
+            );
+            assert!(err.contains("amqps://"), "{url}: {err}");
+            assert!(!err.contains("secret"), "the password leaked: {err}");
+            assert!(!err.contains('\n'), "not one line: {err}");
+        }
+    }
+
+    #[test]
+    fn plain_amqp_to_another_host_is_allowed_when_explicitly_insecure() {
+        let s = load_with(&[
+            ("broker.url", "amqp://guest:guest@rabbitmq:5672/%2f"),
+            ("broker.allow_insecure_plaintext", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.broker.transport().unwrap(), Transport::InsecurePlaintext);
+    }
+
+    #[test]
+    fn amqps_to_any_host_is_tls() {
+        let s = load_with(&[
+            ("broker.url", "amqps://guest:guest@rabbitmq:5671/%2f"),
+            ("broker.tls.ca_file", "/etc/ca.pem"),
+            ("broker.tls.client_cert", "/etc/client.pem"),
+            ("broker.tls.client_key", "/etc/client.key"),
+        ])
+        .unwrap();
+        assert_eq!(s.broker.transport().unwrap(), Transport::Tls);
+        assert_eq!(s.broker.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(!s.broker.allow_insecure_plaintext);
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_be_used_are_refused() {
+        let err = load_with(&[
+            ("broker.url", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            ("broker.tls.ca_file", "/etc/ca.pem"),
+        ])
+        .expect_err("TLS files with a plain URL");
+        assert!(err.to_string().contains("broker.tls"), "{err}");
+        let err = load_with(&[
+            ("broker.url", "amqps://127.0.0.1:5671/%2f"),
+            ("broker.tls.client_cert", "/etc/client.pem"),
+        ])
+        .expect_err("a certificate without its key");
+        assert!(err.to_string().contains("broker.tls.client_key"), "{err}");
+        // An empty value (e.g. from the environment) means "not set".
+        let s = load_with(&[("broker.tls.ca_file", "")]).unwrap();
+        assert!(s.broker.tls.ca_file.is_none());
     }
 
     #[test]
