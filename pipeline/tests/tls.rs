@@ -176,8 +176,7 @@ async fn a_broker_certificate_from_another_ca_is_refused_at_once() {
     let started = Instant::now();
     let err = broker::connect(&settings, "tls-test-other-ca", Retry::Bounded(3), false)
         .await
-        .err()
-        .expect("a certificate from an untrusted CA was accepted");
+        .expect_err("a certificate from an untrusted CA was accepted");
     assert!(
         matches!(err, BrokerError::Certificate { .. }),
         "not a certificate error: {err}"
@@ -192,8 +191,7 @@ async fn a_broker_certificate_from_another_ca_is_refused_at_once() {
     let settings = broker_settings(tls_url("localhost", ""), None);
     let err = broker::connect(&settings, "tls-test-system-roots", Retry::Bounded(1), false)
         .await
-        .err()
-        .expect("the test CA is trusted without broker.tls.ca_file");
+        .expect_err("the test CA is trusted without broker.tls.ca_file");
     assert!(
         matches!(err, BrokerError::Certificate { .. }),
         "not a certificate error: {err}"
@@ -209,8 +207,7 @@ async fn a_plain_amqp_client_on_the_tls_port_gets_no_session() {
     settings.connect_timeout = Duration::from_secs(5);
     let err = broker::connect(&settings, "tls-test-plain", Retry::Bounded(1), false)
         .await
-        .err()
-        .expect("a plain AMQP connection to the TLS port succeeded");
+        .expect_err("a plain AMQP connection to the TLS port succeeded");
     assert!(
         matches!(err, BrokerError::Unreachable { .. }),
         "unexpected error: {err}"
@@ -224,8 +221,7 @@ async fn a_plain_url_to_a_remote_host_is_refused_before_connecting() {
     let started = Instant::now();
     let err = broker::connect(&settings, "tls-test-remote-plain", Retry::Bounded(1), false)
         .await
-        .err()
-        .expect("plain AMQP to a remote host was allowed");
+        .expect_err("plain AMQP to a remote host was allowed");
     assert!(matches!(err, BrokerError::Refused(_)), "{err}");
     let message = err.to_string();
     assert!(
@@ -244,8 +240,7 @@ async fn a_plain_url_to_a_remote_host_is_refused_before_connecting() {
         overrides: vec![("broker.url".into(), settings.url.clone())],
         ..Default::default()
     })
-    .err()
-    .expect("configuration with plain AMQP to a remote host loaded");
+    .expect_err("configuration with plain AMQP to a remote host loaded");
     assert!(
         err.to_string().contains("broker.allow_insecure_plaintext"),
         "{err}"
