@@ -50,17 +50,12 @@
 //! consumer recognises by submission id and shows once.
 
 pub mod broker;
-pub mod cli;
-pub mod client;
 pub mod config;
-pub mod journal;
-pub mod keystore;
 pub mod logging;
 pub mod messages;
 pub mod packing;
 pub mod participant;
 pub mod process;
-pub mod progress;
 pub mod study;
 pub mod topology;
 pub mod worker;

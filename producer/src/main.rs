@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    common: pipeline::cli::CommonArgs,
+    common: participant::cli::CommonArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +35,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     pipeline::logging::init(cli.common.verbose);
-    pipeline::cli::exit_code(run(cli).await)
+    participant::cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

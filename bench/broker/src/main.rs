@@ -1,7 +1,7 @@
 //! `bench-broker`: the broker-side half of `bench/pipeline`.
 //!
 //! Everything here talks AMQP with the pipeline's own client code (`pipeline::broker`,
-//! `pipeline::client`), so the figures it produces are comparable with the producer's and the
+//! `participant::Client`), so the figures it produces are comparable with the producer's and the
 //! worker's:
 //! - `capture`: take N submissions off the work queue (after `producer enroll` filled it) and keep
 //!   their bodies, one JSON document per line;
@@ -28,9 +28,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Consumer};
+use participant::Client;
 use pipeline::Settings;
 use pipeline::broker::Outgoing;
-use pipeline::client::Client;
 use pipeline::config::LoadOptions;
 use pipeline::messages::{MessageType, Properties, SubmissionWire, properties};
 
