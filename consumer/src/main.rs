@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 /// `consumer collect --out FILE` collects a whole cohort instead (see `consumer collect --help`).
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
-struct Args {
+struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -41,12 +41,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Cli::parse();
     pipeline::logging::init(args.common.verbose);
     participant::cli::exit_code(run(args).await)
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Cli) -> anyhow::Result<()> {
     let settings = args
         .common
         .load_settings()

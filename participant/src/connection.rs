@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use lapin::Connection;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
+use pipeline::amqp_name::AmqpName;
 use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
 use pipeline::config::{BrokerSettings, Settings};
 use pipeline::participant::{ParticipantId, ParticipantIdError};
@@ -316,8 +317,7 @@ impl Client {
     /// Messages ready in an existing `queue` (a passive declare). Reconnects when the connection
     /// was lost.
     pub async fn message_count(&self, queue: &str) -> Result<u32, ClientError> {
-        let name = ShortString::try_new(queue.to_owned())
-            .map_err(|_| BrokerError::NameTooLong(queue.to_owned()))?;
+        let name = ShortString::from(AmqpName::queue(queue).map_err(BrokerError::from)?);
         self.retrying(|link| {
             let name = name.clone();
             async move {

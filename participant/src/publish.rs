@@ -3,28 +3,35 @@
 //! them.
 
 use pipeline::ParticipantId;
-use pipeline::broker::Outgoing;
-use pipeline::messages::{MessageType, Properties, SubmissionWire, properties};
+use pipeline::broker::{BrokerError, Outgoing};
+use pipeline::messages::{MessageType, Properties, SubmissionWire};
 use tracing::{debug, warn};
 
 use crate::connection::{Client, ClientError, MAX_RECONNECTS};
 
 impl Client {
-    /// The message that carries `submission`, replying to `reply_to`.
-    pub fn submission_message(&self, submission: &SubmissionWire, reply_to: &str) -> Outgoing {
-        let props = properties(&Properties {
+    /// The message that carries `submission`, replying to `reply_to`; refused when an id or
+    /// the reply queue does not fit AMQP.
+    pub fn submission_message(
+        &self,
+        submission: &SubmissionWire,
+        reply_to: &str,
+    ) -> Result<Outgoing, ClientError> {
+        let props = Properties {
             kind: MessageType::Submission,
             message_id: submission.submission_id.clone(),
             correlation_id: submission.submission_id.clone(),
             reply_to: Some(reply_to.to_owned()),
             app_id: self.app_id.clone(),
-        });
-        Outgoing {
+        }
+        .to_amqp()
+        .map_err(BrokerError::from)?;
+        Ok(Outgoing {
             exchange: self.topology.readings_exchange.clone(),
             routing_key: self.topology.submission_routing_key.clone(),
             body: serde_json::to_vec(submission).expect("a submission always serialises"),
             properties: props,
-        }
+        })
     }
 
     /// Declares the reply queue, publishes `submission` and waits for the broker's confirm
@@ -34,7 +41,7 @@ impl Client {
             ParticipantId::new(&submission.participant).map_err(ClientError::Participant)?;
         let reply_to = self.declare_reply_queue(&participant).await?;
         self.publish_all(std::slice::from_ref(
-            &self.submission_message(submission, &reply_to),
+            &self.submission_message(submission, &reply_to)?,
         ))
         .await?;
         debug!(

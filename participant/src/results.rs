@@ -13,6 +13,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, Basi
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use pipeline::ParticipantId;
+use pipeline::amqp_name::{AmqpName, NameKind};
 use pipeline::broker::{self, BrokerError};
 use pipeline::messages::ResultMessage;
 use tracing::{debug, info, warn};
@@ -81,7 +82,9 @@ impl Client {
 }
 
 /// Starts a consumer of `queue` on `channel`, tagged after the participant, host and process
-/// (unique on the channel, and telling in the management UI).
+/// (unique on the channel, and telling in the management UI). A tag too long for AMQP (a very
+/// long host name) is refused rather than sent empty: an empty tag would be replaced by one the
+/// broker makes up, and the management UI would no longer tell who consumes.
 async fn consume_on(
     channel: &Channel,
     participant: &ParticipantId,
@@ -95,9 +98,10 @@ async fn consume_on(
     );
     Ok(channel
         .basic_consume(
-            lapin::types::ShortString::try_new(queue.to_owned())
-                .map_err(|_| BrokerError::NameTooLong(queue.to_owned()))?,
-            lapin::types::ShortString::try_new(tag).unwrap_or_else(|_| "".into()),
+            AmqpName::queue(queue).map_err(BrokerError::from)?.into(),
+            AmqpName::new(NameKind::ConsumerTag, tag)
+                .map_err(BrokerError::from)?
+                .into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )

@@ -30,6 +30,8 @@
 //! - [`participant`]: [`participant::ParticipantId`], the one user string that
 //!   becomes part of queue and file names.
 //! - [`topology`]: exchange and queue names and their idempotent declaration.
+//! - [`amqp_name`]: [`AmqpName`](amqp_name::AmqpName), the one checked type for queue names,
+//!   routing keys, consumer tags and message ids (AMQP short strings).
 //! - [`broker`]: connecting (named connections, retries, automatic recovery) and the
 //!   [`ConfirmedPublisher`](broker::ConfirmedPublisher).
 //! - [`keystore`]: participants' keys in python-paillier's JWK format, private files 0600.
@@ -49,6 +51,7 @@
 //! dead-letter copy). A crash or reconnect may therefore produce a duplicate result, which the
 //! consumer recognises by submission id and shows once.
 
+pub mod amqp_name;
 pub mod broker;
 pub mod config;
 pub mod logging;

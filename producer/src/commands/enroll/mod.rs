@@ -237,7 +237,8 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 .iter()
                 .zip(&declared)
                 .map(|(p, (reply_to, _))| client.submission_message(&p.submission, reply_to))
-                .collect();
+                .collect::<Result<_, _>>()
+                .context("preparing the submissions")?;
             client
                 .publish_all(&messages)
                 .await
