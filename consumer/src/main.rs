@@ -1,7 +1,9 @@
 //! `consumer`: the participant's side of reading results. Without a subcommand it shows one
 //! participant's results ([`commands::show`]): reads the reply queue, decrypts each result with
 //! the participant's key and prints it. `consumer collect` ([`commands::collect`]) does the same
-//! for a whole cohort into one file. Each command lives in its own module under `commands/`.
+//! for a whole cohort into one file. Each command lives in its own module under `commands/`;
+//! what they share with `producer` (connection, result streams, key store, journal, progress,
+//! global flags) is the `participant` crate, the wire contract is `pipeline`.
 
 mod commands;
 

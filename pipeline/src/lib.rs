@@ -1,8 +1,10 @@
 //! # pipeline
 //!
 //! What the producer, the worker and the consumer must agree on, in one library: the wire
-//! messages, the queue topology, the configuration, the study's computation, the key store and the
-//! broker connection. The binaries are thin shells around it (command line, logging, exit codes).
+//! messages, the queue topology and its names, the configuration, the study's computation and
+//! packing, the participant id, the broker connection and logging. What only the participant side
+//! needs (connection that reconnects, publishing, result streams, key store, journal, progress,
+//! command-line flags) is the `participant` crate, which `producer` and `consumer` are built on.
 //!
 //! ## The flow
 //! ```text
@@ -34,15 +36,10 @@
 //!   routing keys, consumer tags and message ids (AMQP short strings).
 //! - [`broker`]: connecting (named connections, retries, automatic recovery) and the
 //!   [`ConfirmedPublisher`](broker::ConfirmedPublisher).
-//! - [`keystore`]: participants' keys in python-paillier's JWK format, private files 0600.
 //! - [`process`]: what a worker does with one message, as a pure function (parse, validate,
 //!   compute) that returns what to publish: runs on rayon threads.
 //! - [`worker`]: the worker service: consume with a prefetch window, batch, compute off the async
 //!   runtime, publish with confirms, then ack; dead-lettering with reasons; graceful shutdown.
-//! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
-//! - [`client`]: the participant side: submit readings, fetch and decrypt results.
-//! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
-//! - [`progress`]: progress bar or plain progress lines for the bulk commands.
 //! - [`logging`]: tracing setup shared by the binaries.
 //!
 //! ## Delivery guarantees

@@ -1,5 +1,8 @@
 //! `producer`: the participant's side of submitting. Creates keys (`keygen`), submits
-//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its own module under `commands/`.
+//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its
+//! own module under `commands/`; what they share with `consumer` (connection, publishing, key
+//! store, journal, progress, global flags) is the `participant` crate, the wire contract is
+//! `pipeline`.
 
 mod commands;
 
