@@ -20,6 +20,8 @@
 //! - [`progress`]: progress bar or plain progress lines for the bulk commands.
 //! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod connection;
 pub mod journal;
