@@ -35,6 +35,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+use crate::amqp_name::{AmqpName, AmqpNameError, NameKind};
 use crate::config::{BrokerSettings, ConfigError, TlsSettings, Transport};
 
 /// Failures talking to the broker.
@@ -106,7 +107,11 @@ pub enum BrokerError {
         /// The TLS library's reason.
         reason: String,
     },
-    /// A name or id does not fit an AMQP short string.
+    /// A name or id AMQP cannot carry (too long, or empty where that means something else).
+    #[error(transparent)]
+    Name(#[from] AmqpNameError),
+    /// A name too long for an AMQP short string. The worker's consume path still reports this;
+    /// new code checks names with [`AmqpName`] and reports [`BrokerError::Name`].
     #[error("{0:?} is too long for an AMQP short string (255 bytes)")]
     NameTooLong(String),
     /// The broker did not answer a request in time: the connection is treated as lost.
@@ -498,8 +503,8 @@ impl ConfirmedPublisher {
                 let result = self
                     .channel
                     .basic_publish(
-                        short(&m.exchange)?,
-                        short(&m.routing_key)?,
+                        short(NameKind::Exchange, &m.exchange)?,
+                        short(NameKind::RoutingKey, &m.routing_key)?,
                         BasicPublishOptions {
                             mandatory: true,
                             ..BasicPublishOptions::default()
@@ -586,8 +591,9 @@ impl ConfirmedPublisher {
     }
 }
 
-fn short(name: &str) -> Result<ShortString, BrokerError> {
-    ShortString::try_new(name).map_err(|_| BrokerError::NameTooLong(name.to_owned()))
+/// `name` checked as a name of `kind`, as lapin takes it.
+fn short(kind: NameKind, name: &str) -> Result<ShortString, BrokerError> {
+    Ok(AmqpName::new(kind, name)?.into())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! `producer`: the participant's side of submitting. Creates keys (`keygen`), submits
-//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its own module under `commands/`.
+//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its
+//! own module under `commands/`; what they share with `consumer` (connection, publishing, key
+//! store, journal, progress, global flags) is the `participant` crate, the wire contract is
+//! `pipeline`.
 
 mod commands;
 
@@ -14,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    common: pipeline::cli::CommonArgs,
+    common: participant::cli::CommonArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +38,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     pipeline::logging::init(cli.common.verbose);
-    pipeline::cli::exit_code(run(cli).await)
+    participant::cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

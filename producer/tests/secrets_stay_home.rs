@@ -19,8 +19,8 @@ use lapin::types::{FieldTable, ShortString};
 use num_bigint::BigUint;
 use num_integer::Integer;
 use paillier::json::PrivateJwk;
+use participant::Client;
 use pipeline::ParticipantId;
-use pipeline::client::Client;
 use pipeline::messages::{ResultMessage, ResultStatus};
 
 /// Every secret value of a Paillier private key with g = n + 1, by name.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{Harness, RunningWorker, header, json_bodies, settings, shared_key};
 use num_bigint::BigUint;
 use paillier::PrivateKey;
+use participant::{Client, readings};
 use pipeline::ParticipantId;
-use pipeline::client::{self, Client};
 use pipeline::messages::{ResultMessage, ResultStatus, SubmissionWire};
 use pipeline::study::{Output, OutputKind, Term};
 use worker::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
@@ -63,7 +63,7 @@ async fn every_computation_kind_decrypts_to_the_plaintext_result() {
         ("cholesterol".to_owned(), vec![4.2, 3.9]),
     ]);
     let key = shared_key();
-    let submission = client::encrypt_submission(&participant, key, &readings).unwrap();
+    let submission = readings::encrypt_submission(&participant, key, &readings).unwrap();
     let producer = Client::connect(&settings, "test-producer").await.unwrap();
     producer.submit(&submission).await.unwrap();
 
@@ -114,12 +114,12 @@ async fn invalid_messages_are_dead_lettered_with_the_reason_and_the_next_one_is_
     let reply_queue = harness.reply_queue(&participant).await;
     let key = shared_key();
     let readings = BTreeMap::from([("glucose".to_owned(), vec![5.0])]);
-    let valid = client::encrypt_submission(&participant, key, &readings).unwrap();
+    let valid = readings::encrypt_submission(&participant, key, &readings).unwrap();
 
     let malformed = br#"{"version": 1, "readings": {"glucose": [{"ciphertext": "12"#.to_vec();
     let small_key = PrivateKey::generate_insecure_for_tests(1024);
     let weak = serde_json::to_vec(
-        &client::encrypt_submission(&participant, &small_key, &readings).unwrap(),
+        &readings::encrypt_submission(&participant, &small_key, &readings).unwrap(),
     )
     .unwrap();
     let n = key.public_key().n();
@@ -235,7 +235,7 @@ async fn two_workers_share_the_work_queue() {
     let mut ids = HashSet::new();
     for i in 0..16 {
         let readings = BTreeMap::from([("glucose".to_owned(), vec![4.0 + f64::from(i) / 10.0])]);
-        let s = client::encrypt_submission(&participant, key, &readings).unwrap();
+        let s = readings::encrypt_submission(&participant, key, &readings).unwrap();
         producer.submit(&s).await.unwrap();
         ids.insert(s.submission_id);
     }
@@ -306,7 +306,7 @@ async fn a_valid_looking_submission_whose_computation_fails_is_retried_then_dead
     let key = shared_key();
     // A valid ciphertext with an extreme (but accepted) exponent: the mean's scalar product
     // pushes the exponent out of range, every time.
-    let mut wire = client::encrypt_submission(
+    let mut wire = readings::encrypt_submission(
         &participant,
         key,
         &BTreeMap::from([("glucose".to_owned(), vec![1.0])]),
@@ -341,12 +341,12 @@ async fn pipelined_reply_queue_declares_answer_each_participant_in_order() {
     let settings = settings(&[]);
     let mut harness = Harness::new(settings.clone()).await;
     // More participants than declares kept in flight, so that two chunks are answered.
-    let participants: Vec<ParticipantId> = (0..client::DECLARES_IN_FLIGHT + 6)
+    let participants: Vec<ParticipantId> = (0..participant::DECLARES_IN_FLIGHT + 6)
         .map(|i| ParticipantId::new(&format!("p-declare-{i:03}")).unwrap())
         .collect();
     // A few of them already hold results (i results for participant i): the counts must come
     // back next to the right participant.
-    let holding = [1usize, 5, client::DECLARES_IN_FLIGHT + 2];
+    let holding = [1usize, 5, participant::DECLARES_IN_FLIGHT + 2];
     for &i in &holding {
         let queue = harness.reply_queue(&participants[i]).await;
         for n in 0..i {

@@ -18,9 +18,9 @@ use lapin::types::ShortString;
 use num_bigint::BigUint;
 use paillier::PrivateKey;
 use paillier::json::DemoPayload;
+use participant::readings;
 use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
-use pipeline::client;
 use pipeline::messages::{ResultMessage, ResultStatus};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -101,7 +101,7 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
         ("cholesterol".to_owned(), vec![4.2]),
     ]);
     let sub =
-        serde_json::to_value(client::encrypt_submission(participant, key, &readings).unwrap())
+        serde_json::to_value(readings::encrypt_submission(participant, key, &readings).unwrap())
             .unwrap();
     let values: Vec<_> = [10i64, 11]
         .iter()
@@ -112,7 +112,7 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
     let e0 = "/readings/glucose/0/exponent";
     let small = PrivateKey::generate_insecure_for_tests(1024);
     let small_sub =
-        serde_json::to_value(client::encrypt_submission(participant, &small, &readings).unwrap())
+        serde_json::to_value(readings::encrypt_submission(participant, &small, &readings).unwrap())
             .unwrap();
     let million_bits = odd_of_bits(1_000_000).to_string();
     let over_max = odd_of_bits(8194).to_string();
@@ -864,7 +864,7 @@ async fn every_hostile_message_is_dead_lettered_quickly_in_bounded_memory() {
         publish(&harness, &format!("case-{i}"), &c.body, reply_to).await;
     }
     // Valid messages after the corpus, in both formats: the worker is still serving.
-    let valid = client::encrypt_submission(
+    let valid = readings::encrypt_submission(
         &participant,
         key,
         &BTreeMap::from([("glucose".to_owned(), vec![5.0])]),
@@ -1016,7 +1016,7 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
     let k768 = PrivateKey::generate_insecure_for_tests(768);
     let sub = |key: &PrivateKey, glucose: Vec<f64>| {
         serde_json::to_vec(
-            &client::encrypt_submission(
+            &readings::encrypt_submission(
                 &participant,
                 key,
                 &BTreeMap::from([("glucose".to_owned(), glucose)]),

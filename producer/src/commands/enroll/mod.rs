@@ -9,7 +9,7 @@
 //!    participants and double up to `--window`, so that the first submissions are on their way
 //!    after a few encryptions instead of a whole window's;
 //! 3. the async side declares each window's reply queues (pipelined:
-//!    [`Client::declare_reply_queues`](pipeline::client::Client::declare_reply_queues)),
+//!    [`Client::declare_reply_queues`](participant::Client::declare_reply_queues)),
 //!    publishes the window pipelined with confirms
 //!    ([`ConfirmedPublisher::publish_all`](pipeline::broker::ConfirmedPublisher)), then appends
 //!    the window to the journal and fsyncs it. A re-run skips what the journal holds.
@@ -23,13 +23,13 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use paillier::PrivateKey;
+use participant::Client;
+use participant::journal::{self, Journal};
+use participant::keystore::KeyStore;
+use participant::progress::Progress;
 use pipeline::ParticipantId;
-use pipeline::client::Client;
 use pipeline::config::Settings;
-use pipeline::journal::{self, Journal};
-use pipeline::keystore::KeyStore;
 use pipeline::messages::SubmissionWire;
-use pipeline::progress::Progress;
 use rayon::prelude::*;
 
 use cohort::{CsvCohort, Member, Synthetic};
@@ -237,7 +237,8 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 .iter()
                 .zip(&declared)
                 .map(|(p, (reply_to, _))| client.submission_message(&p.submission, reply_to))
-                .collect();
+                .collect::<Result<_, _>>()
+                .context("preparing the submissions")?;
             client
                 .publish_all(&messages)
                 .await
