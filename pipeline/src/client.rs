@@ -29,7 +29,7 @@ use crate::broker::{self, BrokerError, ConfirmedPublisher, Outgoing, Retry};
 use crate::config::{BrokerSettings, Settings};
 use crate::messages::{MessageType, Properties, ResultMessage, SubmissionWire, properties};
 use crate::participant::ParticipantId;
-use crate::study::Study;
+use crate::study::{ReadingError, Study};
 use crate::topology::{Topology, TopologyError};
 
 /// What went wrong on the participant side.
@@ -57,9 +57,10 @@ pub enum ClientError {
     /// No readings given.
     #[error("no readings given (use --reading METRIC=VALUE)")]
     NoReadings,
-    /// Encryption failed (a value too large for the key).
+    /// A reading the study refuses (outside its metric's range), or one that could not be
+    /// encoded or encrypted; nothing was encrypted.
     #[error("encrypting the readings: {0}")]
-    Encrypt(#[from] paillier::Error),
+    Encrypt(#[from] ReadingError),
     /// Broker failure.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -123,14 +124,23 @@ pub fn group_readings(
     Ok(grouped)
 }
 
-/// Encrypts readings into a submission with a fresh id (key owner's fast path).
+/// Encrypts readings into a submission with a fresh id (key owner's fast path), each at its
+/// metric's exponent; a reading outside its metric's range is refused before anything is
+/// encrypted.
 pub fn encrypt_submission(
+    study: &Study,
     participant: &ParticipantId,
     key: &PrivateKey,
     readings: &BTreeMap<String, Vec<f64>>,
 ) -> Result<SubmissionWire, ClientError> {
     let id = uuid::Uuid::new_v4().to_string();
-    Ok(SubmissionWire::encrypt(&id, participant, key, readings)?)
+    Ok(SubmissionWire::encrypt(
+        study,
+        &id,
+        participant,
+        key,
+        readings,
+    )?)
 }
 
 /// Reply queue declares [`Client::declare_reply_queues`] keeps in flight at once.

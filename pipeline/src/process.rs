@@ -344,6 +344,7 @@ mod tests {
         let key = PrivateKey::generate(2048).unwrap();
         let id = ParticipantId::new("p-7").unwrap();
         let wire = SubmissionWire::encrypt(
+            &Settings::defaults().study,
             "s-1",
             &id,
             &key,
@@ -373,7 +374,9 @@ mod tests {
             ("glucose".to_owned(), vec![5.4, 6.1]),
             ("cholesterol".to_owned(), vec![4.2]),
         ]);
-        let wire = SubmissionWire::encrypt("s-2", &id, &key, &readings).unwrap();
+        let wire =
+            SubmissionWire::encrypt(&Settings::defaults().study, "s-2", &id, &key, &readings)
+                .unwrap();
         let body = serde_json::to_vec(&wire).unwrap();
         let mut decrypted = Vec::new();
         for pack in [true, false] {
@@ -396,7 +399,19 @@ mod tests {
             decrypted.push(result.decrypt(&key).unwrap());
         }
         assert_eq!(decrypted[0], decrypted[1]);
-        let expected = Settings::defaults().study.evaluate_plain(&readings);
+        // The worker computes on readings kept to their metric's step (16^-4 here).
+        let study = Settings::defaults().study;
+        let kept: BTreeMap<String, Vec<f64>> = readings
+            .iter()
+            .map(|(m, series)| {
+                let metric = study.metric(m).unwrap();
+                (
+                    m.clone(),
+                    series.iter().map(|v| metric.rounded(*v)).collect(),
+                )
+            })
+            .collect();
+        let expected = study.evaluate_plain(&kept);
         for (got, want) in decrypted[0].iter().zip(&expected.outputs) {
             assert!((got.value - want.value).abs() < 1e-9, "{}", got.name);
         }

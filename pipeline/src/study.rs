@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use num_bigint::BigUint;
 use num_traits::One;
-use paillier::{EncodedNumber, EncryptedNumber};
+use paillier::{EncodedNumber, EncryptedNumber, PublicKey};
 use rand::{CryptoRng, RngExt};
 use serde::Deserialize;
 use thiserror::Error;
@@ -86,6 +86,40 @@ pub enum StudyError {
         /// "factor", "weight" or "offset".
         what: &'static str,
     },
+    /// A metric's precision is not a finite number above 0.
+    #[error("metric {metric:?}: precision must be a finite number above 0, got {precision}")]
+    BadPrecision {
+        /// Metric name.
+        metric: String,
+        /// The configured precision.
+        precision: f64,
+    },
+    /// A metric's plausible range is not finite or empty (it needs min < max).
+    #[error(
+        "metric {metric:?}: the plausible range needs finite min < max, got min = {min}, max = {max}"
+    )]
+    BadMetricRange {
+        /// Metric name.
+        metric: String,
+        /// Configured lower end.
+        min: f64,
+        /// Configured upper end.
+        max: f64,
+    },
+    /// A metric's range and precision need mantissas of more than [`MAX_METRIC_MANTISSA_BITS`]
+    /// bits: more steps than an f64 reading can tell apart, and more than the worker's bound.
+    #[error(
+        "metric {metric:?}: a range up to {magnitude} at precision {precision} needs mantissas above 2^{max_bits}; use a coarser precision or a narrower range",
+        max_bits = MAX_METRIC_MANTISSA_BITS
+    )]
+    MetricTooFine {
+        /// Metric name.
+        metric: String,
+        /// max(|min|, |max|).
+        magnitude: f64,
+        /// The configured precision.
+        precision: f64,
+    },
     /// A `random_scale` range that is empty or includes factors below 1.
     #[error("output {output:?}: random_scale needs 1 <= min <= max <= {max_allowed}, got {min}..={max}", max_allowed = MAX_RANDOM_FACTOR)]
     BadRange {
@@ -101,6 +135,52 @@ pub enum StudyError {
 /// Largest factor a `random_scale` output may draw (2^32): a larger one would only widen the
 /// result's bound without making the computation more useful.
 pub const MAX_RANDOM_FACTOR: i64 = 1 << 32;
+
+/// A metric's mantissa bound (max(|min|, |max|) · 16^-exponent) must stay below 2^this: an
+/// f64 reading has 53 significant bits, so finer steps would only encode rounding noise, and
+/// every encoding then fits the smallest key the worker accepts and an i64.
+pub const MAX_METRIC_MANTISSA_BITS: u32 = 63;
+
+/// A reading the producer refuses to encode: checked before anything is encrypted.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ReadingError {
+    /// A metric the study does not define.
+    #[error("unknown metric {0:?}")]
+    UnknownMetric(String),
+    /// NaN or infinite.
+    #[error("{metric} = {value}: not a finite number")]
+    NonFinite {
+        /// Metric name.
+        metric: String,
+        /// The value given.
+        value: f64,
+    },
+    /// Outside the metric's declared plausible range.
+    #[error(
+        "{metric} = {value} {unit} is outside the study's plausible range {min}..={max} {unit}; nothing was encrypted"
+    )]
+    OutOfRange {
+        /// Metric name.
+        metric: String,
+        /// The value given.
+        value: f64,
+        /// Lower end of the range.
+        min: f64,
+        /// Upper end of the range.
+        max: f64,
+        /// The metric's unit.
+        unit: String,
+    },
+    /// The encoding does not fit the key, or encryption refused it.
+    #[error("encoding {metric}: {source}")]
+    Paillier {
+        /// Metric name.
+        metric: String,
+        /// What the arithmetic refused.
+        #[source]
+        source: paillier::Error,
+    },
+}
 
 /// Why an output could not be computed from a submission's ciphertexts.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -124,6 +204,11 @@ pub struct Study {
 }
 
 /// A measured quantity.
+///
+/// Every reading of a metric is encoded at the metric's one exponent ([`Metric::exponent`],
+/// from `precision`): the exponent travels in clear, so an exponent that followed the value's
+/// size (python-paillier's float encoding) would tell the institute a coarse bucket of every
+/// reading. A fixed exponent tells it nothing but the study's configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metric {
@@ -131,6 +216,151 @@ pub struct Metric {
     pub name: String,
     /// Unit readings are given in.
     pub unit: String,
+    /// Finest step a reading is kept to, in the metric's unit (e.g. 0.0001): the encoding
+    /// exponent is floor(log16(precision)), as python-paillier's `encode(..., precision=)`.
+    pub precision: f64,
+    /// Lowest plausible reading; the producer refuses lower ones before encrypting.
+    pub min: f64,
+    /// Highest plausible reading; the producer refuses higher ones before encrypting.
+    pub max: f64,
+}
+
+/// floor(log16(precision)) for a finite `precision > 0`, computed exactly from the f64's
+/// binary exponent: floor(log16(x)) = floor(floor(log2(x)) / 4). (`floor(ln(x) / ln(16))`, what
+/// python-paillier computes, is off by one at some exact powers of 16, e.g. 16^-31.)
+pub fn precision_exponent(precision: f64) -> Option<i32> {
+    if !(precision.is_finite() && precision > 0.0) {
+        return None;
+    }
+    let bits = precision.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let floor_log2 = if biased == 0 {
+        // Subnormal: the leading one sits inside the fraction field.
+        let fraction = bits & ((1u64 << 52) - 1);
+        -1074 + (63 - fraction.leading_zeros() as i32)
+    } else {
+        biased - 1023
+    };
+    Some(floor_log2.div_euclid(4))
+}
+
+/// `value · 16^-exponent`, exactly unless it overflows: multiplying by a power of two only
+/// changes the f64's exponent. Done in steps so that 2^k itself never overflows; the steps move
+/// monotonically from `value` to the result, so no intermediate rounds.
+fn scale_by_16_pow_neg(value: f64, exponent: i32) -> f64 {
+    let mut shift = -4 * i64::from(exponent);
+    let mut scaled = value;
+    while shift != 0 {
+        let step = shift.clamp(-1000, 1000);
+        scaled *= 2f64.powi(step as i32);
+        shift -= step;
+    }
+    scaled
+}
+
+impl Metric {
+    /// The encoding exponent of every reading of this metric: floor(log16(precision)). The
+    /// study must be validated (a valid precision always has one).
+    pub fn exponent(&self) -> i32 {
+        precision_exponent(self.precision).expect("a validated metric has a positive precision")
+    }
+
+    /// max(|min|, |max|) · 16^-exponent, rounded up: no in-range reading's mantissa exceeds it.
+    pub fn mantissa_bound(&self) -> BigUint {
+        let magnitude = self.min.abs().max(self.max.abs());
+        let bound = scale_by_16_pow_neg(magnitude, self.exponent()).ceil();
+        // Validated below 2^63, so exact as an integer.
+        BigUint::from(bound as u64)
+    }
+
+    /// The bound worker and packing assume for a reading of this metric at its exponent: the
+    /// declared range's, or 2^`reading_mantissa_bits` - 1 where that is tighter.
+    pub fn reading_bound(&self, reading_mantissa_bits: u32) -> BigUint {
+        let assumed = (BigUint::one() << reading_mantissa_bits) - 1u32;
+        assumed.min(self.mantissa_bound())
+    }
+
+    /// The value a reading is encoded as: `value` rounded to the metric's step 16^exponent
+    /// (what a participant gets back from a `mean` of that one reading). For references in
+    /// tests and for telling users what precision is kept.
+    pub fn rounded(&self, value: f64) -> f64 {
+        let exponent = self.exponent();
+        scale_by_16_pow_neg(
+            scale_by_16_pow_neg(value, exponent).round_ties_even(),
+            -exponent,
+        )
+    }
+
+    /// Checks a reading against the metric's range (and finiteness) without encoding it.
+    pub fn check_reading(&self, value: f64) -> Result<(), ReadingError> {
+        if !value.is_finite() {
+            return Err(ReadingError::NonFinite {
+                metric: self.name.clone(),
+                value,
+            });
+        }
+        if !(self.min..=self.max).contains(&value) {
+            return Err(ReadingError::OutOfRange {
+                metric: self.name.clone(),
+                value,
+                min: self.min,
+                max: self.max,
+                unit: self.unit.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes a reading at exactly the metric's exponent, mantissa = round(value ·
+    /// 16^-exponent) half to even: what python-paillier's `EncodedNumber.encode(key, value,
+    /// precision=self.precision)` gives. Refuses a non-finite or out-of-range value.
+    pub fn encode(&self, key: &PublicKey, value: f64) -> Result<EncodedNumber, ReadingError> {
+        self.check_reading(value)?;
+        let exponent = self.exponent();
+        // In range, so |scaled| <= the mantissa bound < 2^63: the rounded value is an exact i64.
+        let mantissa = scale_by_16_pow_neg(value, exponent).round_ties_even() as i64;
+        let paillier_error = |source| ReadingError::Paillier {
+            metric: self.name.clone(),
+            source,
+        };
+        let magnitude = BigUint::from(mantissa.unsigned_abs());
+        if &magnitude > key.max_int() {
+            return Err(paillier_error(paillier::Error::EncodingOverflow));
+        }
+        // The mantissa modulo n: negative values wrap to n - |mantissa| (|mantissa| <= max_int < n).
+        let encoding = if mantissa < 0 {
+            key.n() - magnitude
+        } else {
+            magnitude
+        };
+        EncodedNumber::from_parts(key.clone(), encoding, exponent).map_err(paillier_error)
+    }
+
+    fn validate(&self) -> Result<(), StudyError> {
+        if precision_exponent(self.precision).is_none() {
+            return Err(StudyError::BadPrecision {
+                metric: self.name.clone(),
+                precision: self.precision,
+            });
+        }
+        if !(self.min.is_finite() && self.max.is_finite() && self.min < self.max) {
+            return Err(StudyError::BadMetricRange {
+                metric: self.name.clone(),
+                min: self.min,
+                max: self.max,
+            });
+        }
+        let magnitude = self.min.abs().max(self.max.abs());
+        let scaled = scale_by_16_pow_neg(magnitude, self.exponent());
+        if !(scaled.ceil() < 2f64.powi(MAX_METRIC_MANTISSA_BITS as i32)) {
+            return Err(StudyError::MetricTooFine {
+                metric: self.name.clone(),
+                magnitude,
+                precision: self.precision,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One computed output.
@@ -425,6 +655,7 @@ impl Study {
                     name: metric.name.clone(),
                 });
             }
+            metric.validate()?;
         }
         let mut outputs = HashSet::new();
         for output in &self.outputs {
@@ -492,6 +723,29 @@ impl Study {
     /// The metric called `name`, if the study has one.
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// Encodes a reading of `metric` at the metric's exponent ([`Metric::encode`]): the one
+    /// function every producer encodes readings with.
+    pub fn encode_reading(
+        &self,
+        key: &PublicKey,
+        metric: &str,
+        value: f64,
+    ) -> Result<EncodedNumber, ReadingError> {
+        self.metric(metric)
+            .ok_or_else(|| ReadingError::UnknownMetric(metric.to_owned()))?
+            .encode(key, value)
+    }
+
+    /// The bound on a fresh reading's mantissa the worker assumes: the metric's declared range
+    /// ([`Metric::reading_bound`]) for a reading at the metric's exponent (the worker refuses
+    /// any other in submissions), else 2^`reading_mantissa_bits` - 1.
+    fn reading_bound(&self, metric: &str, exponent: i32, reading_mantissa_bits: u32) -> BigUint {
+        match self.metric(metric) {
+            Some(m) if m.exponent() == exponent => m.reading_bound(reading_mantissa_bits),
+            _ => (BigUint::one() << reading_mantissa_bits) - 1u32,
+        }
     }
 
     /// Unit shown for `output`: its own, else (sum, mean, random_scale) its metric's, else empty.
@@ -565,12 +819,16 @@ impl Study {
     ) -> Result<Evaluation<Bounded>, EvaluationError> {
         let mut sums: BTreeMap<&str, (Bounded, usize)> = BTreeMap::new();
         for (metric, series) in readings {
+            let reading = |value: &EncryptedNumber| Bounded {
+                bound: self.reading_bound(metric, value.exponent(), reading_mantissa_bits),
+                value: value.clone(),
+            };
             let mut iter = series.iter();
             let Some(first) = iter.next() else { continue };
-            let mut total = Bounded::reading(first.clone(), reading_mantissa_bits);
+            let mut total = reading(first);
             for next in iter {
                 total = total
-                    .add(&Bounded::reading(next.clone(), reading_mantissa_bits))
+                    .add(&reading(next))
                     .map_err(|source| EvaluationError {
                         output: format!("(sum of {metric})"),
                         source,
@@ -652,7 +910,7 @@ mod tests {
 
     fn study(toml_outputs: &str) -> Result<Study, String> {
         let text = format!(
-            "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\n[[metrics]]\nname = \"cholesterol\"\nunit = \"mmol/L\"\n{toml_outputs}"
+            "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\nprecision = 0.0001\nmin = 0.0\nmax = 150.0\n[[metrics]]\nname = \"cholesterol\"\nunit = \"mmol/L\"\nprecision = 0.0001\nmin = 0.0\nmax = 50.0\n{toml_outputs}"
         );
         config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Toml))

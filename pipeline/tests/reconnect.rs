@@ -463,7 +463,13 @@ impl ProxiedWorker {
 
 fn submission(participant: &ParticipantId, glucose: f64) -> SubmissionWire {
     let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
-    client::encrypt_submission(participant, shared_key(), &readings).unwrap()
+    client::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        participant,
+        shared_key(),
+        &readings,
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
