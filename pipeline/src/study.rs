@@ -1063,4 +1063,142 @@ mod tests {
         assert!(e.skipped.contains(&"cholesterol_mean".to_owned()));
         assert!(e.outputs.iter().any(|o| o.name == "glucose_mean"));
     }
+
+    fn metric(precision: f64, min: f64, max: f64) -> Metric {
+        Metric {
+            name: "glucose".into(),
+            unit: "mmol/L".into(),
+            precision,
+            min,
+            max,
+        }
+    }
+
+    #[test]
+    fn the_exponent_is_floor_log16_of_the_precision_exactly() {
+        assert_eq!(precision_exponent(0.0001), Some(-4));
+        assert_eq!(precision_exponent(0.001), Some(-3));
+        assert_eq!(precision_exponent(0.01), Some(-2));
+        assert_eq!(precision_exponent(1.0), Some(0));
+        assert_eq!(precision_exponent(15.99), Some(0));
+        assert_eq!(precision_exponent(16.0), Some(1));
+        // Exact powers of 16 and their neighbours, over the whole f64 range (subnormals
+        // included): ln(p) / ln(16) is off by one at some of these, e.g. 16^-31.
+        for k in -268..=255i32 {
+            let power = scale_by_16_pow_neg(1.0, -k);
+            assert!(power > 0.0 && power.is_finite(), "16^{k}");
+            assert_eq!(precision_exponent(power), Some(k), "16^{k}");
+            let below = f64::from_bits(power.to_bits() - 1);
+            assert_eq!(precision_exponent(below), Some(k - 1), "just below 16^{k}");
+            if k < 255 {
+                let above = f64::from_bits(power.to_bits() + 1);
+                assert_eq!(precision_exponent(above), Some(k), "just above 16^{k}");
+            }
+        }
+        assert_eq!(precision_exponent(f64::from_bits(1)), Some(-269)); // 2^-1074
+        assert_eq!(precision_exponent(f64::MAX), Some(255));
+        for bad in [0.0, -0.0001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(precision_exponent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn precision_and_range_are_required_and_checked() {
+        let cases = [
+            (
+                metric(0.0, 0.0, 1.0),
+                "precision must be a finite number above 0",
+            ),
+            (metric(-1.0, 0.0, 1.0), "got -1"),
+            (metric(f64::NAN, 0.0, 1.0), "precision must be"),
+            (metric(0.1, 1.0, 1.0), "min < max, got min = 1, max = 1"),
+            (metric(0.1, 2.0, 1.0), "min < max"),
+            (metric(0.1, f64::NEG_INFINITY, 1.0), "finite min < max"),
+            (metric(0.1, 0.0, f64::NAN), "finite min < max"),
+            (metric(1e-12, 0.0, 1e8), "needs mantissas above 2^63"),
+        ];
+        for (m, expected) in cases {
+            let s = Study {
+                metrics: vec![m],
+                outputs: vec![Output {
+                    name: "x".into(),
+                    unit: None,
+                    kind: OutputKind::Sum {
+                        metric: "glucose".into(),
+                    },
+                }],
+            };
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
+        let err = config::Config::builder()
+            .add_source(config::File::from_str(
+                "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\nmin = 0.0\nmax = 1.0\n[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetric = \"glucose\"\n",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(|c| c.try_deserialize::<Study>())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("precision"), "{err}");
+    }
+
+    #[test]
+    fn readings_are_encoded_at_the_metrics_exponent_with_python_paillier_rounding() {
+        let key = paillier::PrivateKey::generate_insecure_for_tests(256);
+        let pk = key.public_key();
+        let m = metric(0.0001, -10.0, 150.0);
+        let mantissa = |v: f64| {
+            let encoded = m.encode(pk, v).unwrap();
+            assert_eq!(encoded.exponent(), -4, "{v}");
+            pk.decode(&encoded).unwrap().mantissa().clone()
+        };
+        assert_eq!(mantissa(1.2), num_bigint::BigInt::from(78643)); // 1.2 · 65536 = 78643.2
+        assert_eq!(mantissa(33.0), num_bigint::BigInt::from(33 * 65536));
+        assert_eq!(mantissa(-2.5), num_bigint::BigInt::from(-163840));
+        assert_eq!(mantissa(0.0), num_bigint::BigInt::from(0));
+        // Exactly half a step rounds to even, as Python's round().
+        assert_eq!(mantissa(0.5 / 65536.0), num_bigint::BigInt::from(0));
+        assert_eq!(mantissa(1.5 / 65536.0), num_bigint::BigInt::from(2));
+        assert_eq!(mantissa(-1.5 / 65536.0), num_bigint::BigInt::from(-2));
+        assert_eq!(m.rounded(1.2), 78643.0 / 65536.0);
+        // The range is inclusive.
+        assert_eq!(mantissa(150.0), num_bigint::BigInt::from(150 * 65536));
+        assert_eq!(m.mantissa_bound(), BigUint::from(150u32 * 65536));
+    }
+
+    #[test]
+    fn out_of_range_and_non_finite_readings_are_refused_with_a_typed_error() {
+        let key = paillier::PrivateKey::generate_insecure_for_tests(256);
+        let s = crate::config::Settings::defaults().study;
+        let err = s
+            .encode_reading(key.public_key(), "glucose", 150.5)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ReadingError::OutOfRange {
+                metric: "glucose".into(),
+                value: 150.5,
+                min: 0.0,
+                max: 150.0,
+                unit: "mmol/L".into(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "glucose = 150.5 mmol/L is outside the study's plausible range 0..=150 mmol/L; nothing was encrypted"
+        );
+        assert!(matches!(
+            s.encode_reading(key.public_key(), "cholesterol", -0.1),
+            Err(ReadingError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            s.encode_reading(key.public_key(), "glucose", f64::NAN),
+            Err(ReadingError::NonFinite { .. })
+        ));
+        assert_eq!(
+            s.encode_reading(key.public_key(), "weight", 80.0),
+            Err(ReadingError::UnknownMetric("weight".into()))
+        );
+    }
 }
