@@ -416,4 +416,45 @@ mod tests {
             assert!((got.value - want.value).abs() < 1e-9, "{}", got.name);
         }
     }
+
+    #[test]
+    fn a_reading_at_a_foreign_exponent_is_refused_before_the_key_is_used() {
+        let p = Processor::new(&Settings::defaults());
+        let key = PrivateKey::generate(2048).unwrap();
+        let id = ParticipantId::new("p-9").unwrap();
+        let wire = SubmissionWire::encrypt(
+            &Settings::defaults().study,
+            "s-9",
+            &id,
+            &key,
+            &BTreeMap::from([("glucose".to_owned(), vec![5.4, 33.0])]),
+        )
+        .unwrap();
+        let mut hostile = serde_json::to_value(&wire).unwrap();
+        // python-paillier's float exponent for 33.0, instead of the study's -4.
+        hostile["readings"]["glucose"][1]["exponent"] = json!(-12);
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "exponent_mismatch");
+        let Outcome::Rejected {
+            error,
+            reply: Some(reply),
+        } = outcome
+        else {
+            panic!("the participant is reachable: it gets an error result")
+        };
+        assert_eq!(
+            error.to_string(),
+            "reading glucose[1] has exponent -12; this study encodes it at exponent -4 (the metric's precision; python-paillier: encode with precision=)"
+        );
+        let result: ResultMessage = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(result.error.unwrap().kind, "exponent_mismatch");
+        // Under an even modulus (refused as soon as the key is looked at) the exponent is still
+        // what is reported: it is judged first, before any arithmetic with the key.
+        hostile["public_key"]["n"] = json!("4");
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "exponent_mismatch");
+        hostile["readings"]["glucose"][1]["exponent"] = json!(-4);
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "invalid_public_key");
+    }
 }

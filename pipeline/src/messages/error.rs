@@ -50,7 +50,7 @@ pub enum InputError {
     /// A reading is not encoded at its metric's exponent (the study's fixed exponent, from the
     /// metric's `precision`): refused before the key or any ciphertext is looked at.
     #[error(
-        "reading {location} has exponent {exponent}; this study encodes it at exponent {expected} (python-paillier: precision 16^{expected} or the metric's precision)"
+        "reading {location} has exponent {exponent}; this study encodes it at exponent {expected} (the metric's precision; python-paillier: encode with precision=)"
     )]
     ExponentMismatch {
         /// Which reading: `glucose[0]`.

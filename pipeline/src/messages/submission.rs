@@ -305,4 +305,58 @@ mod tests {
             "{err}"
         );
     }
+
+    /// The public part of a submission: everything but its id and the ciphertexts.
+    fn public_part(wire: &SubmissionWire) -> serde_json::Value {
+        let mut v = serde_json::to_value(wire).unwrap();
+        v.as_object_mut().unwrap().remove("submission_id");
+        for series in v["readings"].as_object_mut().unwrap().values_mut() {
+            for reading in series.as_array_mut().unwrap() {
+                reading.as_object_mut().unwrap().remove("ciphertext");
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn readings_of_very_different_sizes_look_the_same_on_the_wire() {
+        let settings = Settings::defaults();
+        let key = PrivateKey::generate_insecure_for_tests(512);
+        let participant = ParticipantId::new("p-1").unwrap();
+        let wire = |glucose: f64, cholesterol: f64| {
+            crate::client::encrypt_submission(
+                &settings.study,
+                &participant,
+                &key,
+                &BTreeMap::from([
+                    ("glucose".to_owned(), vec![glucose, glucose]),
+                    ("cholesterol".to_owned(), vec![cholesterol]),
+                ]),
+            )
+            .unwrap()
+        };
+        let (small, large) = (wire(1.2, 0.6), wire(33.0, 45.0));
+        assert_ne!(small.submission_id, large.submission_id);
+        assert_eq!(public_part(&small), public_part(&large));
+        assert_eq!(
+            public_part(&small)["readings"]["glucose"],
+            serde_json::json!([{"exponent": -4}, {"exponent": -4}])
+        );
+        // python-paillier's float encoding gives these two glucose readings different
+        // exponents (-13 and -12): the leak a fixed exponent closes.
+        let pk = key.public_key();
+        assert_ne!(
+            pk.encode_f64(1.2).unwrap().exponent(),
+            pk.encode_f64(33.0).unwrap().exponent()
+        );
+        // And both pass the worker's checks.
+        for w in [small, large] {
+            w.validate(&settings.study, &{
+                let mut limits = settings.limits.clone();
+                limits.key_bits_min = 128;
+                limits
+            })
+            .unwrap();
+        }
+    }
 }
