@@ -349,6 +349,22 @@ mod tests {
     }
 
     #[test]
+    fn a_reading_outside_its_metrics_range_is_a_bad_row_with_its_line() {
+        let (c, path) = cohort("id,glucose,cholesterol\np1,5.0,4.0\np2,151,4.0\np3,5,-0.5\n");
+        let v = c.validate().unwrap();
+        let lines: Vec<u64> = v.bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![3, 4], "{:?}", v.bad);
+        assert!(
+            v.bad[0]
+                .reason
+                .contains("glucose = 151 mmol/L is outside the study's plausible range"),
+            "{}",
+            v.bad[0].reason
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
     fn an_unknown_metric_column_is_refused_with_line_1() {
         let path = std::env::temp_dir().join(format!("cohort-{}.csv", uuid::Uuid::new_v4()));
         std::fs::write(&path, "id,glucose,weight\np1,5,80\n").unwrap();
