@@ -352,7 +352,8 @@ impl Metric {
         }
         let magnitude = self.min.abs().max(self.max.abs());
         let scaled = scale_by_16_pow_neg(magnitude, self.exponent());
-        if !(scaled.ceil() < 2f64.powi(MAX_METRIC_MANTISSA_BITS as i32)) {
+        // An overflow to infinity is refused too (never NaN: the scaling is by finite powers of 2).
+        if scaled.ceil() >= 2f64.powi(MAX_METRIC_MANTISSA_BITS as i32) {
             return Err(StudyError::MetricTooFine {
                 metric: self.name.clone(),
                 magnitude,
