@@ -401,16 +401,7 @@ mod tests {
         assert_eq!(decrypted[0], decrypted[1]);
         // The worker computes on readings kept to their metric's step (16^-4 here).
         let study = Settings::defaults().study;
-        let kept: BTreeMap<String, Vec<f64>> = readings
-            .iter()
-            .map(|(m, series)| {
-                let metric = study.metric(m).unwrap();
-                (
-                    m.clone(),
-                    series.iter().map(|v| metric.rounded(*v)).collect(),
-                )
-            })
-            .collect();
+        let kept = study.rounded_readings(&readings);
         let expected = study.evaluate_plain(&kept);
         for (got, want) in decrypted[0].iter().zip(&expected.outputs) {
             assert!((got.value - want.value).abs() < 1e-9, "{}", got.name);

@@ -765,6 +765,26 @@ impl Study {
         }
     }
 
+    /// The readings as the producer encodes them: each rounded to its metric's step
+    /// ([`Metric::rounded`]); metrics the study does not define are left as they are. Evaluate
+    /// these with [`Study::evaluate_plain`] to get exactly what the worker computes from a
+    /// producer's submission.
+    pub fn rounded_readings(
+        &self,
+        readings: &BTreeMap<String, Vec<f64>>,
+    ) -> BTreeMap<String, Vec<f64>> {
+        readings
+            .iter()
+            .map(|(name, series)| {
+                let series = match self.metric(name) {
+                    Some(metric) => series.iter().map(|v| metric.rounded(*v)).collect(),
+                    None => series.clone(),
+                };
+                (name.clone(), series)
+            })
+            .collect()
+    }
+
     /// Evaluates the study on plain readings: the reference for what the worker computes.
     /// `random_scale` outputs take their smallest factor `min` here; use
     /// [`Study::evaluate_plain_with`] to supply the factors the worker drew.

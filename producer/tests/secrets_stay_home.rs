@@ -245,7 +245,17 @@ async fn no_private_key_material_is_ever_published_and_key_files_stay_private() 
         if result.status == ResultStatus::Ok {
             assert_eq!(result.submission_id, submission_id);
             let values = result.decrypt(&key).unwrap();
-            assert!((values[0].value - 5.8 * 18.016).abs() < 1e-9, "{values:?}");
+            // 5.8 as the producer encodes it: kept to the study's glucose step, 16^-4.
+            let glucose = harness
+                .settings
+                .study
+                .metric("glucose")
+                .unwrap()
+                .rounded(5.8);
+            assert!(
+                (values[0].value - glucose * 18.016).abs() < 1e-9,
+                "{values:?}"
+            );
         }
         statuses.push(result.status);
     }
