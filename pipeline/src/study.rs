@@ -16,10 +16,13 @@
 //! encrypted mantissa ([`Bounded`]), which is what lets [`crate::packing`] put several results in
 //! one plaintext. The bounds follow from one assumption on the readings, and from the public
 //! parts of every operation (exponents, series lengths, the encoded constants):
-//! - a fresh reading's mantissa is below 2^`reading_mantissa_bits` in absolute value
-//!   (`[limits] reading_mantissa_bits`, default 64). python-paillier and this project encode an
-//!   f64 with a mantissa below 2^57 (53 significant bits, shifted by at most 3 more to reach
-//!   a multiple of 4), and an integer as itself, so 64 covers every f64 and every i64 reading;
+//! - a fresh reading at its metric's exponent has a mantissa of at most the metric's declared
+//!   bound, max(|min|, |max|) · 16^-exponent ([`Metric::reading_bound`]): the producer refuses
+//!   readings outside the range, and the worker refuses readings at any other exponent. Where
+//!   `[limits] reading_mantissa_bits` (default 64) is tighter, 2^that - 1 is the bound instead;
+//!   it is also the bound of a reading at any other exponent (only direct callers of
+//!   [`Study::evaluate_encrypted`] can pass one: python-paillier's float encoding gives an f64 a
+//!   mantissa below 2^57, so 64 covers every f64 and every i64 reading);
 //! - lowering an exponent by d multiplies the mantissa, hence the bound, by 16^d;
 //! - a sum's bound is the sum of its (aligned) operands' bounds;
 //! - multiplying by an encoded constant multiplies the bound by |the constant's mantissa|
@@ -827,8 +830,8 @@ impl Study {
     }
 
     /// Evaluates the study on a submission's ciphertexts (all under one key), tracking a bound
-    /// for every value from the assumption that readings' mantissas are below
-    /// 2^`reading_mantissa_bits`. Each metric's series is summed once (ciphertext additions are
+    /// for every value from each reading's bound (its metric's declared range when it carries
+    /// the metric's exponent, capped at 2^`reading_mantissa_bits` - 1). Each metric's series is summed once (ciphertext additions are
     /// cheap); every output then costs one scalar multiplication per metric it uses (the mean
     /// is the sum times the encoding of 1/len). `rng` draws the `random_scale` factors: pass a
     /// CSPRNG (`rand::rng()`); the factors never leave the worker.
