@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use paillier::PrivateKey;
 use pipeline::ParticipantId;
 use pipeline::messages::SubmissionWire;
-use pipeline::study::Study;
+use pipeline::study::{ReadingError as RangeError, Study};
 use thiserror::Error;
 
 /// Why readings were refused or could not be encrypted.
@@ -35,9 +35,10 @@ pub enum ReadingError {
     /// No readings given.
     #[error("no readings given (use --reading METRIC=VALUE)")]
     NoReadings,
-    /// Encryption failed (a value too large for the key).
+    /// A reading the study refuses (outside its metric's range), or one that could not be
+    /// encoded or encrypted; nothing was encrypted.
     #[error("encrypting the readings: {0}")]
-    Encrypt(#[from] paillier::Error),
+    Encrypt(#[from] RangeError),
 }
 
 /// Parses `METRIC=VALUE`.
@@ -85,14 +86,23 @@ pub fn group_readings(
     Ok(grouped)
 }
 
-/// Encrypts readings into a submission with a fresh id (key owner's fast path).
+/// Encrypts readings into a submission with a fresh id (key owner's fast path), each at its
+/// metric's fixed exponent; a reading outside its metric's range is refused before anything is
+/// encrypted.
 pub fn encrypt_submission(
+    study: &Study,
     participant: &ParticipantId,
     key: &PrivateKey,
     readings: &BTreeMap<String, Vec<f64>>,
 ) -> Result<SubmissionWire, ReadingError> {
     let id = uuid::Uuid::new_v4().to_string();
-    Ok(SubmissionWire::encrypt(&id, participant, key, readings)?)
+    Ok(SubmissionWire::encrypt(
+        study,
+        &id,
+        participant,
+        key,
+        readings,
+    )?)
 }
 
 #[cfg(test)]

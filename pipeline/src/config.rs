@@ -275,15 +275,9 @@ pub struct Limits {
     pub key_bits_min: u64,
     /// Largest accepted public key (bits); at most [`paillier::json::MAX_KEY_BITS`].
     pub key_bits_max: u64,
-    /// Largest difference between the highest and the lowest exponent of the readings in one
-    /// submission. Adding readings of different exponents lowers one of them, an exponentiation
-    /// by 16^difference: without this bound a series alternating between far-apart exponents
-    /// costs one full-length exponentiation per reading (a 250 KB body took 18 s instead of
-    /// 1.3 s at 4096 bits). python-paillier's float encodings of one series differ by a few
-    /// units.
-    pub max_exponent_spread: u32,
     /// Assumed bound on fresh readings: |mantissa| < 2^reading_mantissa_bits. Result packing
-    /// derives every slot's width from it (see [`crate::packing`]).
+    /// derives every slot's width from it, or from the metric's declared range where that is
+    /// tighter ([`crate::study::Metric::reading_bound`]; see [`crate::packing`]).
     pub reading_mantissa_bits: u32,
 }
 

@@ -24,6 +24,7 @@
 //!   variables and command-line overrides.
 //! - [`study`]: the study's metrics and outputs (`scale`, `sum`, `mean`, `weighted_sum`, `random_scale`), their
 //!   validation, and their evaluation on ciphertexts and, as a reference, on plain numbers.
+//! - [`published`]: the study as JSON for participant-facing pages (`producer study-json`).
 //! - [`packing`]: a submission's outputs packed into one plaintext (bounds, layout, Horner
 //!   packing with public operations, checked unpacking), so results cost one re-randomisation
 //!   and one decryption instead of one per output.
@@ -51,6 +52,7 @@ pub mod logging;
 pub mod messages;
 pub mod packing;
 pub mod participant;
+pub mod published;
 pub mod study;
 pub mod topology;
 

@@ -460,7 +460,13 @@ impl ProxiedWorker {
 
 fn submission(participant: &ParticipantId, glucose: f64) -> SubmissionWire {
     let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
-    readings::encrypt_submission(participant, shared_key(), &readings).unwrap()
+    readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        participant,
+        shared_key(),
+        &readings,
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,8 +28,9 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     let store = KeyStore::new(settings.key_store_dir());
     let key = store.load_private(&args.participant)?;
     let participant = args.participant.clone();
+    let study = settings.study.clone();
     let submission = tokio::task::spawn_blocking(move || {
-        readings::encrypt_submission(&participant, &key, &grouped)
+        readings::encrypt_submission(&study, &participant, &key, &grouped)
     })
     .await
     .context("encryption thread")??;
