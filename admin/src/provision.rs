@@ -24,6 +24,18 @@ use crate::roles::{Cohort, PRIVILEGED_TAGS, Permissions, Role, TAG_PREFIX};
 /// participants are one request, small enough that one request stays a few hundred KB.
 pub const IMPORT_CHUNK: usize = 1000;
 
+impl From<BrokerError> for ProvisionError {
+    fn from(e: BrokerError) -> Self {
+        Self::Broker(Box::new(e))
+    }
+}
+
+impl From<TopologyError> for ProvisionError {
+    fn from(e: TopologyError) -> Self {
+        Self::Topology(Box::new(e))
+    }
+}
+
 /// Why provisioning stopped.
 #[derive(Debug, Error)]
 pub enum ProvisionError {
@@ -33,12 +45,13 @@ pub enum ProvisionError {
     /// The credentials file could not be used.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    /// The admin's AMQP connection failed.
+    /// The admin's AMQP connection failed (boxed: the broker's errors are large, and this enum
+    /// travels in every `Result` of the crate).
     #[error("AMQP as the admin: {0}")]
-    Broker(#[from] BrokerError),
+    Broker(Box<BrokerError>),
     /// A declaration over AMQP failed.
     #[error("AMQP as the admin: {0}")]
-    Topology(#[from] TopologyError),
+    Topology(Box<TopologyError>),
     /// The vhost is missing.
     #[error("vhost {0:?} does not exist: run `admin --vhost {0} topology` first")]
     NoVhost(String),

@@ -83,7 +83,7 @@ pub enum BrokerError {
     /// The configuration does not allow this connection (see
     /// [`BrokerSettings::transport`](crate::config::BrokerSettings::transport)).
     #[error(transparent)]
-    Refused(#[from] ConfigError),
+    Refused(Box<ConfigError>),
     /// A TLS file from configuration could not be read.
     #[error("cannot read {setting} {}: {source}", .path.display())]
     TlsFile {
@@ -332,7 +332,9 @@ pub async fn connect(
     retry: Retry,
     recover: bool,
 ) -> Result<Connection, BrokerError> {
-    let transport = settings.transport()?;
+    let transport = settings
+        .transport()
+        .map_err(|e| BrokerError::Refused(Box::new(e)))?;
     if transport == Transport::InsecurePlaintext {
         INSECURE_WARNING.call_once(|| {
             warn!(
