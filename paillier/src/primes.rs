@@ -29,7 +29,7 @@ use num_integer::Integer;
 use num_traits::{One, ToPrimitive};
 use rand::CryptoRng;
 
-use crate::arith::{Modulus, Residue};
+use paillier_arith::{Modulus, Residue};
 
 /// Candidates are sieved by all odd primes below this bound before any Miller–Rabin round.
 pub(crate) const SIEVE_LIMIT: u32 = 1 << 16;
@@ -131,7 +131,7 @@ pub(crate) fn is_probable_prime<R: CryptoRng + ?Sized>(
     }
     // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
     // doublings: on the IFMA kernel where the CPU has it, else `pow_two`.
-    let base_2 = crate::arith::base_2_round(n).unwrap_or_else(|| scalar_base_2_round(n));
+    let base_2 = paillier_arith::base_2_round(n).unwrap_or_else(|| scalar_base_2_round(n));
     base_2 && random_base_rounds(n, rounds, rng)
 }
 
@@ -473,7 +473,7 @@ fn random_prime_counted<R: CryptoRng + ?Sized>(
                 let second = survivors.next().filter(|c| c.bits() == bits);
                 let pair = second
                     .as_ref()
-                    .and_then(|second| crate::arith::base_2_round_pair([&first, second]));
+                    .and_then(|second| paillier_arith::base_2_round_pair([&first, second]));
                 if let (Some([first_passes, second_passes]), Some(second)) = (pair, &second) {
                     tested += 2;
                     if first_passes && random_base_rounds(&first, rounds, rng) {

@@ -1,11 +1,17 @@
-//! Big-integer arithmetic kernel: Montgomery multiplication and exponentiation modulo odd
-//! moduli, and Lehmer's gcd / modular inverse, over num-bigint's u64 limbs.
+//! # paillier-arith
+//!
+//! The big-integer arithmetic under the `paillier` crate: Montgomery multiplication and
+//! exponentiation modulo odd moduli, and Lehmer's gcd / modular inverse, over num-bigint's u64
+//! limbs. A crate of its own because it holds the workspace's only `unsafe` code: every other
+//! crate forbids `unsafe`; this one denies it except in the two kernel modules, and every
+//! `unsafe` block there carries a `// SAFETY:` comment (`clippy::undocumented_unsafe_blocks`
+//! is denied).
 //!
 //! On x86-64 CPUs with BMI2 and ADX the innermost row loop (`limbs::addmul_1`) runs an
 //! inline-assembly kernel (`adx`); elsewhere the portable code. On CPUs with AVX-512 IFMA the
 //! base-2 Miller–Rabin round of prime generation and [`Modulus::pow`] on moduli of about
 //! 700 to 6654 bits (n², p², q² of the key sizes in use) run on a vector kernel in radix 2^52
-//! (`ifma`). These two are the crate's only `unsafe`.
+//! (`ifma`). These two modules are the crate's only `unsafe`.
 //!
 //! Why not num-bigint's own `modpow` / `modinv`: they are several times slower than GMP (which
 //! python-paillier uses through gmpy2), and Paillier spends nearly all its time here.
@@ -16,22 +22,27 @@
 //! its quotients. This matches python-paillier on GMP (`powmod`, `invert`), the system this crate
 //! replaces; it is not hardened against timing side channels.
 
+// The two modules allowed `unsafe` (the crate denies it everywhere else).
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod adx;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod ifma;
 mod inverse;
 mod limbs;
 mod montgomery;
 #[cfg(test)]
+mod test_primes;
+#[cfg(test)]
 mod timing;
 
-pub(crate) use inverse::{gcd, mod_inverse};
-pub(crate) use montgomery::{Modulus, Residue};
+pub use inverse::{gcd, mod_inverse};
+pub use montgomery::{Modulus, Residue};
 
 /// The base-2 Miller–Rabin round of the odd `n` on the AVX-512 IFMA kernel, or `None` where
 /// it cannot run (another CPU or architecture, or `n` too long): then use [`Modulus::pow_two`].
-pub(crate) fn base_2_round(n: &num_bigint::BigUint) -> Option<bool> {
+pub fn base_2_round(n: &num_bigint::BigUint) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
         ifma::base_2_round(n)
@@ -45,7 +56,7 @@ pub(crate) fn base_2_round(n: &num_bigint::BigUint) -> Option<bool> {
 
 /// [`base_2_round`] of two odd numbers of the same length at once, on the IFMA kernel (about
 /// the time of one), or `None` where it cannot run.
-pub(crate) fn base_2_round_pair(n: [&num_bigint::BigUint; 2]) -> Option<[bool; 2]> {
+pub fn base_2_round_pair(n: [&num_bigint::BigUint; 2]) -> Option<[bool; 2]> {
     #[cfg(target_arch = "x86_64")]
     {
         ifma::base_2_round_pair(n)

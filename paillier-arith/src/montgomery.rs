@@ -19,7 +19,7 @@ const SHORT_EXP_BITS: u64 = 16;
 /// Montgomery context for one odd modulus m > 1, built once per key (n², p², q², p, ...):
 /// the modulus as limbs, `-m⁻¹ mod 2⁶⁴`, `R mod m` and `R² mod m` for `R = 2^(64·limbs)`.
 #[derive(Clone, Debug)]
-pub(crate) struct Modulus {
+pub struct Modulus {
     m: BigUint,
     limbs: Box<[u64]>,
     /// `-m⁻¹ mod 2⁶⁴`: multiplying a limb by it gives the multiple of m that clears that limb.
@@ -42,7 +42,7 @@ pub(crate) struct Modulus {
 /// the modulus and always fully reduced (< m), so equality of residues is equality mod m.
 /// Only meaningful with the `Modulus` that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Residue(Box<[u64]>);
+pub struct Residue(Box<[u64]>);
 
 /// Little-endian u64 limbs of `x`, zero-padded to `n` limbs (`x` must fit).
 fn limbs_of(x: &BigUint, n: usize) -> Vec<u64> {
@@ -642,7 +642,7 @@ mod tests {
             );
             match sq.inverse_mod_square(&x, &root) {
                 Some(inv) => prop_assert_eq!(sq.from_residue(&sq.mul(&inv, &x)), BigUint::one()),
-                None => prop_assert!(super::super::gcd(&a, &root) != BigUint::one()),
+                None => prop_assert!(crate::gcd(&a, &root) != BigUint::one()),
             }
             // A one-limb exponent takes the short path (no window table).
             let e64 = BigUint::from(e.iter_u64_digits().next().unwrap_or(0));
@@ -655,10 +655,10 @@ mod tests {
     #[test]
     fn portable_path_pow() {
         #[cfg(target_arch = "x86_64")]
-        super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        crate::adx::FORCE_PORTABLE.with(|f| f.set(true));
         // And not the IFMA kernel, which would take these lengths from 700 bits on.
         #[cfg(target_arch = "x86_64")]
-        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        crate::ifma::FORCE_SCALAR.with(|f| f.set(true));
         assert!(adx().is_none());
         let mut rng = rand::rng();
         for limbs in [1usize, 3, 23, 24, 32, 48, 64, 96] {
@@ -690,7 +690,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn edge_values_scalar() {
-        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        crate::ifma::FORCE_SCALAR.with(|f| f.set(true));
         edge_values_on_this_thread();
     }
 
