@@ -9,9 +9,9 @@ use num_bigint::{BigRng010 as _, BigUint};
 use num_integer::Integer;
 use num_traits::{One, Zero};
 
-use crate::arith::{self, Modulus, Residue};
 use crate::primes;
 use crate::{EncodedNumber, EncryptedNumber, Error};
+use paillier_arith::{self as arith, Modulus, Residue};
 
 /// The key length generated when none is asked for: 3072-bit n gives 128-bit security (NIST
 /// SP 800-57), which data kept past 2030 needs; python-paillier 1.5 uses the same default.
@@ -198,7 +198,9 @@ impl PublicKey {
 
     /// Encrypts with a caller-chosen nonce r. Hazardous: only for known-answer tests against
     /// python-paillier (whose `encrypt` takes an `r_value`). A reused or predictable r
-    /// reveals the plaintext relation between ciphertexts; use [`PublicKey::encrypt`].
+    /// reveals the plaintext relation between ciphertexts; use [`PublicKey::encrypt`]. Only
+    /// with the `hazmat` feature.
+    #[cfg(feature = "hazmat")]
     pub fn encrypt_with_nonce(
         &self,
         encoded: &EncodedNumber,
@@ -307,7 +309,8 @@ impl PrivateKey {
     }
 
     /// Generates a key of any even length from 128 bits up. INSECURE below 2048 bits: only
-    /// for tests that need many keys fast.
+    /// for tests that need many keys fast, and only with the `hazmat` feature.
+    #[cfg(feature = "hazmat")]
     pub fn generate_insecure_for_tests(bits: u64) -> Self {
         assert!(
             bits >= 128 && bits.is_multiple_of(2),

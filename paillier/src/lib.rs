@@ -14,23 +14,27 @@
 //! - `encoding`: [`EncodedNumber`], python-paillier's mantissa × 16^exponent encoding.
 //! - `encrypted`: [`EncryptedNumber`] and the homomorphic operations.
 //! - [`json`]: the demo's wire format, python-paillier's JWK keys and ciphertext JSON.
-//! - `arith`: Montgomery arithmetic, modular inverse and gcd over num-bigint's limbs.
+//! - the `paillier-arith` crate: Montgomery arithmetic, modular inverse and gcd over
+//!   num-bigint's limbs.
 //!
 //! ## `unsafe`
-//! The only `unsafe` code is in two x86-64 kernels, each run only after a cached run-time check
-//! of the CPU and behind a safe function, with SAFETY comments stating the invariants:
-//! `arith::adx`, one inline-assembly row kernel (`mulx`/`adcx`/`adox`, r += a·b over a slice,
-//! BMI2 and ADX), and `arith::ifma`, the base-2 Miller–Rabin round of prime generation on
-//! AVX-512 IFMA (the calls into its `target_feature` function and its vector loads and stores).
-//! Everything else, and every other CPU, uses portable safe Rust, and the tests compare the
-//! kernels with it and with num-bigint.
+//! None here: the crate forbids it (the workspace's `unsafe_code = "forbid"`). The arithmetic
+//! kernels, including the only `unsafe` code of the workspace (an x86-64 inline-assembly row
+//! kernel on BMI2/ADX and an AVX-512 IFMA kernel, each behind a cached run-time CPU check and
+//! a safe function), live in the `paillier-arith` crate.
 //!
 //! ## Key sizes
 //! [`PrivateKey::generate`] makes 2048, 3072 ([`DEFAULT_KEY_BITS`]) or 4096-bit moduli from two
 //! primes of half the length whose two top bits are set, so n has exactly the asked length;
 //! p ≠ q and |p − q| > 2^(bits/2 − 100). 3072 bits is the default because it gives 128-bit
 //! security, which health data kept past 2030 needs. Smaller keys exist only through
-//! [`PrivateKey::generate_insecure_for_tests`].
+//! `PrivateKey::generate_insecure_for_tests`, which needs the `hazmat` feature.
+//!
+//! ## The `hazmat` feature
+//! Off by default; production builds never enable it. It adds the functions that are only
+//! safe in tests: `PrivateKey::generate_insecure_for_tests` (keys of any length from 128 bits)
+//! and `PublicKey::encrypt_with_nonce` (a caller-chosen nonce, for known answers against
+//! python-paillier). Test code enables it through its `[dev-dependencies]`.
 //!
 //! ## What is validated, and why
 //! Keys and ciphertexts from outside are hostile until checked:
@@ -56,6 +60,7 @@
 //! (mantissa, exponent) and results decrypt identically on either side.
 //!
 //! ## Example
+//! (Small test keys need the `hazmat` feature; real code uses `PrivateKey::generate(3072)`.)
 //! ```
 //! use paillier::PrivateKey;
 //! let key = PrivateKey::generate_insecure_for_tests(512); // use PrivateKey::generate(3072)
@@ -70,7 +75,6 @@
 //! owner's operations run on the participant's own machine; workers only ever hold public keys.
 //! Secrets are not zeroed on drop (num-bigint offers no way to).
 
-mod arith;
 mod encoding;
 mod encrypted;
 mod error;
