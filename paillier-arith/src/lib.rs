@@ -16,11 +16,19 @@
 //! Why not num-bigint's own `modpow` / `modinv`: they are several times slower than GMP (which
 //! python-paillier uses through gmpy2), and Paillier spends nearly all its time here.
 //!
-//! **Variable time.** Everything here runs in time that depends on the operands: the
-//! exponentiation skips work on zero bits of the exponent and picks its window from the
-//! exponent's length, reductions subtract conditionally, and the gcd's running time follows
-//! its quotients. This matches python-paillier on GMP (`powmod`, `invert`), the system this crate
-//! replaces; it is not hardened against timing side channels.
+//! **Variable time, except [`Modulus::pow_secret`].** The public-exponent paths run in time
+//! that depends on the operands: [`Modulus::pow`] skips work on zero bits of the exponent and
+//! picks its window from the exponent's length, reductions subtract conditionally, and the
+//! gcd's running time follows its quotients. This matches python-paillier on GMP (`powmod`,
+//! `invert`) and is fine where the exponent is public (n, plaintext scalars).
+//!
+//! Secret exponents (decryption's p − 1 and q − 1, the key owner's p and q, the key checks'
+//! odd parts of p − 1 and q − 1) go through [`Modulus::pow_secret`]: fixed windows over a
+//! public bound on the exponent's length, a table of all powers read in full for every window
+//! and selected by mask, schoolbook products and a Montgomery reduction whose final
+//! subtraction is a mask, all on the scalar kernels (the ADX row kernel is straight-line;
+//! the IFMA kernel is not used for secrets). Tests check it against num-bigint and check that
+//! its sequence of squarings, multiplications and table scans is the same for every exponent.
 
 // The two modules allowed `unsafe` (the crate denies it everywhere else).
 #[cfg(target_arch = "x86_64")]
