@@ -438,11 +438,11 @@ impl PrivateKey {
             self.p_squared.to_residue(&sp),
             self.q_squared.to_residue(&sq),
         );
-        // Both halves at once: side by side on the IFMA kernel (see `Modulus::pow_pair`).
-        let [xp, xq] = Modulus::pow_pair([
-            (&self.p_squared, &rp, &self.p),
-            (&self.q_squared, &rq, &self.q),
-        ]);
+        // The exponents p and q are the secret: the constant-time exponentiation, bounded by
+        // their (public) length.
+        let bits = self.p.bits();
+        let xp = self.p_squared.pow_secret(&rp, &self.p, bits);
+        let xq = self.q_squared.pow_secret(&rq, &self.q, bits);
         let xp = self.p_squared.from_residue(&xp);
         let xq = self.q_squared.from_residue(&xq);
         self.crt_squared(&xp, &xq)
@@ -491,11 +491,11 @@ impl PrivateKey {
             self.p_squared.to_residue(ciphertext),
             self.q_squared.to_residue(ciphertext),
         );
-        // Both halves at once: side by side on the IFMA kernel (see `Modulus::pow_pair`).
-        let [xp, xq] = Modulus::pow_pair([
-            (&self.p_squared, &cp, &self.p_minus_1),
-            (&self.q_squared, &cq, &self.q_minus_1),
-        ]);
+        // Secret exponents p − 1 and q − 1: the constant-time exponentiation, bounded by the
+        // primes' (public) length.
+        let bits = self.p.bits();
+        let xp = self.p_squared.pow_secret(&cp, &self.p_minus_1, bits);
+        let xq = self.q_squared.pow_secret(&cq, &self.q_minus_1, bits);
         let half = |prime: &BigUint, ctx: &Modulus, x: &Residue, h: &BigUint| {
             let x = ctx.from_residue(x);
             (((x - 1u32) / prime) * h) % prime
