@@ -74,7 +74,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .participant
             .context("--participant ID is required (or use `consumer collect`)")?,
     };
-    let key = KeyStore::new(settings.key_store_dir()).load_private(&participant)?;
+    // Shared with each decryption thread, never copied (the key holds p, q and CRT values).
+    let key =
+        std::sync::Arc::new(KeyStore::new(settings.key_store_dir()).load_private(&participant)?);
 
     let client = Client::connect(&settings, "consumer").await?;
     let mut results = client
@@ -97,7 +99,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(result) => {
                 let decrypted = match result.status {
                     ResultStatus::Ok => {
-                        let key = key.clone();
+                        let key = std::sync::Arc::clone(&key);
                         let result = result.clone();
                         tokio::task::spawn_blocking(move || result.decrypt(&key))
                             .await

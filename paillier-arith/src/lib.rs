@@ -46,7 +46,7 @@ mod test_primes;
 mod timing;
 
 pub use inverse::{gcd, mod_inverse};
-pub use montgomery::{Modulus, Residue};
+pub use montgomery::{Modulus, Residue, wipe_biguint};
 
 /// The base-2 Miller–Rabin round of the odd `n` on the AVX-512 IFMA kernel, or `None` where
 /// it cannot run (another CPU or architecture, or `n` too long): then use [`Modulus::pow_two`].

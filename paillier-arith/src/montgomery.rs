@@ -38,6 +38,12 @@ pub struct Modulus {
     ifma: std::sync::OnceLock<Option<super::ifma::PowContext>>,
 }
 
+impl Drop for Modulus {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
 /// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
 /// the modulus and always fully reduced (< m), so equality of residues is equality mod m.
 /// Only meaningful with the `Modulus` that made it.
@@ -212,6 +218,17 @@ pub(crate) fn wipe(limbs: &mut [u64]) {
     core::hint::black_box(&limbs);
 }
 
+/// Overwrites the digits of `x` in place, for a secret about to be dropped. num-bigint does not
+/// expose its digit buffer, so this assigns `x` a value of the same number of digits (all
+/// ones), which num-bigint writes into the buffer it already has (its capacity suffices), and
+/// lets the result escape into `black_box` so the writes are not optimised away. Copies
+/// num-bigint made earlier (when `x` was computed or grew) are beyond reach.
+pub fn wipe_biguint(x: &mut BigUint) {
+    let digits = x.iter_u32_digits().len().max(1);
+    x.assign_from_slice(&vec![u32::MAX; digits]);
+    core::hint::black_box(&*x);
+}
+
 /// The sequence of operations of the constant-time exponentiation, recorded per thread in
 /// tests, so that a test can check that it does not depend on the exponent.
 #[cfg(test)]
@@ -326,6 +343,22 @@ impl Modulus {
         if !acc.is_zero() || cmp_n(out, m) != Ordering::Less {
             sub_assign_n(out, m);
         }
+    }
+
+    /// Overwrites the modulus and the values derived from it, in place (the [`Drop`] of a
+    /// `Modulus` does this, as its modulus may be a secret: p², q², a candidate prime).
+    fn wipe(&mut self) {
+        wipe_biguint(&mut self.m);
+        for limbs in [
+            &mut self.limbs,
+            &mut self.one,
+            &mut self.r2,
+            &mut self.m_norm,
+        ] {
+            wipe(limbs);
+        }
+        self.m_inv = 0;
+        core::hint::black_box(&self.m_inv);
     }
 
     /// Montgomery reduction without a branch on the data: rows of `addmul_1` (straight-line
@@ -859,6 +892,22 @@ mod tests {
         }
         // The variable-time path, for contrast, records nothing: the trace is the secret path's.
         assert!(trace::take().is_empty());
+    }
+
+    /// Wiping overwrites every digit: the value becomes all ones of the same length, whatever
+    /// it was (one digit or many).
+    #[test]
+    fn wipe_overwrites_the_digits() {
+        let mut rng = rand::rng();
+        for bits in [1u64, 31, 64, 65, 1024, 1536] {
+            let mut x = rng.random_biguint(bits) | (BigUint::one() << (bits - 1));
+            let digits = x.iter_u32_digits().len() as u64;
+            wipe_biguint(&mut x);
+            assert_eq!(x, (BigUint::one() << (32 * digits)) - 1u8, "bits {bits}");
+        }
+        let mut m = Modulus::new(&(rng.random_biguint(1024) | BigUint::one())).unwrap();
+        m.wipe();
+        assert!(m.limbs.iter().chain(&*m.one).chain(&*m.r2).all(|&l| l == 0));
     }
 
     /// The masked selection returns exactly the asked entry, for every index.

@@ -280,7 +280,10 @@ pub(crate) fn random_unit(m: &BigUint) -> BigUint {
 
 /// A Paillier private key: the primes p < q, and the CRT values that make the key owner's
 /// encryption and decryption fast, computed once. `Debug` never prints a secret.
-#[derive(Clone)]
+///
+/// Not `Clone`: share one key (`&PrivateKey`, `Arc<PrivateKey>`) instead of copying its
+/// secrets. On drop its secrets are overwritten in place (see the crate documentation, "Secrets
+/// in memory", for what that covers and what it cannot).
 pub struct PrivateKey {
     public: PublicKey,
     p: BigUint,
@@ -534,6 +537,24 @@ fn h_from_inverse(prime: &BigUint, other_inverse: &BigUint) -> BigUint {
     (prime - other_inverse) % prime
 }
 
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        // p², q² and their Montgomery values are wiped by `Modulus`'s own drop.
+        for secret in [
+            &mut self.p,
+            &mut self.q,
+            &mut self.p_minus_1,
+            &mut self.q_minus_1,
+            &mut self.hp,
+            &mut self.hq,
+            &mut self.p_inv_mod_q,
+            &mut self.p_squared_inv_mod_q_squared,
+        ] {
+            paillier_arith::wipe_biguint(secret);
+        }
+    }
+}
+
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrivateKey")
@@ -574,6 +595,18 @@ mod tests {
             let _ = PublicKey::from_n_with_bounds(BigUint::from(n), anything);
         }
         assert!(PublicKey::from_n_with_bounds(BigUint::from(15u32), anything).is_err());
+    }
+
+    /// `Debug` of a private key shows the public part and no secret digit.
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let shown = format!("{key:?} {key:#?}");
+        assert!(shown.contains("<redacted>"));
+        for secret in [&key.p, &key.q, &key.hp, &key.hq, &key.p_inv_mod_q] {
+            assert!(!shown.contains(&secret.to_string()));
+            assert!(!shown.contains(&secret.to_str_radix(16)));
+        }
     }
 
     /// The closed form of h agrees with its definition, L(g^(p-1) mod p²)⁻¹ mod p.

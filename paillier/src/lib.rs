@@ -71,9 +71,31 @@
 //! ```
 //!
 //! ## Side channels
-//! Exponentiations are variable-time (as GMP's `mpz_powm`, which python-paillier uses). The key
-//! owner's operations run on the participant's own machine; workers only ever hold public keys.
-//! Secrets are not zeroed on drop (num-bigint offers no way to).
+//! Every exponentiation with a secret exponent runs in constant time
+//! (`paillier_arith::Modulus::pow_secret`): decryption (exponents p − 1, q − 1), the key
+//! owner's CRT encryption (exponents p, q) and the Miller–Rabin checks of a loaded key's p and q
+//! (the odd parts of p − 1, q − 1). Fixed windows over the primes' public length, a table read
+//! in full and selected by mask, and a Montgomery step without a branch on the data; these run
+//! on the scalar kernels, not on the AVX-512 IFMA one. Still variable time: the rest of a
+//! decryption (the divisions and products of the CRT recombination, on num-bigint), reducing
+//! the ciphertext modulo p² and q², key loading (inverses), prime generation (its candidates
+//! are secret once chosen, but a rejected candidate tells nothing and a run happens once per
+//! key), and, in the key checks, finding the odd part of p − 1 and the squarings after the
+//! exponentiation. Public-exponent work (r^n, scalar products, the worker's operations) stays
+//! variable time and fast.
+//!
+//! ## Secrets in memory
+//! [`PrivateKey`] is not `Clone`. When it drops, p, q, p − 1, q − 1, h_p, h_q, p⁻¹ mod q and
+//! (p²)⁻¹ mod q² are overwritten in place (num-bigint exposes no buffer, so each is assigned an
+//! all-ones value of its own length, which num-bigint writes into the same allocation), and
+//! the Montgomery contexts of p² and q² (modulus, R mod m, R² mod m, normalised copy) are
+//! zeroed by their own drop. The constant-time exponentiation zeroes its exponent limbs,
+//! table and scratch. Not wiped (beyond what this representation allows): buffers num-bigint
+//! freed while computing these values (construction temporaries such as p², q² and q⁻¹ mod p,
+//! and reallocations), the intermediate values of each decryption and owner encryption
+//! (x mod p², m mod p, m mod q, the random s_p, s_q and their residues), the plaintexts
+//! returned, and any copy a caller makes through [`PrivateKey::p`] / [`PrivateKey::q`] or a key
+//! file's text.
 
 mod encoding;
 mod encrypted;
