@@ -20,6 +20,8 @@ interface State {
   session?: BrokerSession;
   key?: PrivateKey;
   latestSubmission?: string;
+  /** Whether this session reads the reply queue already (once per session, whatever the key). */
+  subscribed?: boolean;
 }
 
 function show(...ids: string[]): void {
@@ -108,6 +110,7 @@ async function signIn(state: State): Promise<void> {
   button.textContent = "Signing in…";
   try {
     state.session = await BrokerSession.connect(participant, password);
+    state.subscribed = false;
   } catch (e) {
     error.textContent = e instanceof ConnectionError ? e.message : "Signing in failed. Please try again.";
     return;
@@ -151,6 +154,7 @@ async function signOut(state: State): Promise<void> {
   await state.session?.close();
   state.session = undefined;
   state.key = undefined;
+  state.subscribed = false;
   $("who").hidden = true;
   $("sign-out").hidden = true;
   $("result-list").replaceChildren();
@@ -265,7 +269,10 @@ function useKey(state: State, key: PrivateKey): void {
   $("fingerprint").textContent = key.publicKey.fingerprint();
   show("readings", "results", "key-tools");
   void renderHistory(state);
-  session.subscribe(replyQueue(state.study, session.participant), (d) => void onResult(state, d));
+  if (!state.subscribed) {
+    state.subscribed = true;
+    session.subscribe(replyQueue(state.study, session.participant), (d) => void onResult(state, d));
+  }
   $<HTMLInputElement>(`metric-${state.study.metrics[0].name}`).focus();
 }
 
