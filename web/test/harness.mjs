@@ -1,7 +1,7 @@
 // Shared by the browser test and the measurements: Chromium from Debian (never a download),
 // nginx serving a copy of web/dist, small helpers.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, cpSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -51,6 +51,8 @@ export function tempDir(name) {
  */
 export async function serve(study, broker) {
   const run = tempDir("web-nginx");
+  // nginx's workers run as an unprivileged user: they must be able to read the page.
+  chmodSync(run, 0o755);
   const root = join(run, "dist");
   cpSync(join(WEB, "dist"), root, { recursive: true });
   writeFileSync(join(root, "study.json"), JSON.stringify(study, null, 2));
@@ -72,6 +74,7 @@ export async function serve(study, broker) {
       } catch {
         /* already gone */
       }
+      rmSync(run, { recursive: true, force: true });
     },
   };
 }
