@@ -36,6 +36,7 @@ try {
   const fmt = (xs) => `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)}, n=${xs.length})`;
   console.log(`chromium ${browser.version()}, ${bits}-bit key`);
   console.log(`key generation (Web Worker, wall): ${fmt(r.keygenMs)}; all: ${r.keygenMs.map((x) => (x / 1000).toFixed(2) + " s").join(", ")}`);
+  console.log(`Miller-Rabin candidates per key (both primes, after the sieve): ${r.candidates.join(", ")}`);
   console.log(`encrypt one reading (owner CRT): ${fmt(r.encryptMs)}`);
   console.log(`decrypt one ciphertext (CRT): ${fmt(r.decryptMs)}`);
   console.log(`decrypt a packed 6-output result: ${fmt(r.resultMs)}`);
