@@ -186,11 +186,20 @@ function createKey(state: State): Promise<void> {
   const status = $("keygen-status");
   status.textContent = `Creating a ${bits}-bit key…`;
   const worker = new Worker(new URL("./keygen.worker.ts", import.meta.url), { type: "module" });
+  // Candidates tested per prime, on average, after the sieve: 2/ln(2^half) of odd numbers are
+  // prime and the sieve leaves about a tenth of them. Progress within a prime is an estimate.
+  const expectedPerPrime = (bits / 2) * Math.LN2 * 0.05;
+  let foundAt = 0;
+  let primesFound = 0;
   return new Promise((resolve) => {
     worker.onmessage = async (event) => {
       const data = event.data;
       if (data.type === "progress") {
-        progress.value = data.primesFound + Math.min(0.9, data.candidates / 400 - data.primesFound) ;
+        if (data.primesFound !== primesFound) {
+          primesFound = data.primesFound;
+          foundAt = data.candidates;
+        }
+        progress.value = primesFound + Math.min(0.95, (data.candidates - foundAt) / (2 * expectedPerPrime));
         status.textContent = `Creating a ${bits}-bit key: ${data.primesFound} of 2 primes found (${data.candidates} candidates tested).`;
       } else if (data.type === "done") {
         worker.terminate();
@@ -375,6 +384,9 @@ async function onResult(state: State, delivery: Delivery): Promise<void> {
     return;
   }
   delivery.ack();
+  if (record.submissionId === state.latestSubmission) {
+    $("send-status").textContent = record.status === "ok" ? "Your latest result has arrived." : "Your latest readings could not be used: see below.";
+  }
   await renderHistory(state);
 }
 
@@ -421,7 +433,7 @@ async function renderHistory(state: State): Promise<void> {
         row.dataset.value = String(o.value);
         const name = document.createElement("th");
         name.scope = "row";
-        name.textContent = o.name.replace(/_/g, " ");
+        name.textContent = o.name;
         row.append(name);
         const value = row.insertCell();
         value.className = "value";
