@@ -8,6 +8,7 @@ import { KeyFileError, privateJwk, privateKeyFromJwk, type PrivateJwk } from "./
 import { PrivateKey } from "./crypto/paillier";
 import { isProbablePrime, millerRabinRounds } from "./crypto/primes";
 import { readResult } from "./crypto/results";
+import { ObfuscatorPool } from "./obfuscators";
 import { Store, type StoredResult } from "./store";
 import { buildSubmission, parseStudy, PARTICIPANT_ID, validateReadings, type Study } from "./study";
 import { BrokerSession, ConnectionError, type Delivery } from "./transport";
@@ -20,6 +21,8 @@ interface State {
   session?: BrokerSession;
   key?: PrivateKey;
   latestSubmission?: string;
+  /** Random factors of the key's next encryptions, computed ahead. */
+  pool?: ObfuscatorPool;
   /** Whether this session reads the reply queue already (once per session, whatever the key). */
   subscribed?: boolean;
 }
@@ -154,6 +157,8 @@ async function signOut(state: State): Promise<void> {
   await state.session?.close();
   state.session = undefined;
   state.key = undefined;
+  state.pool?.close();
+  state.pool = undefined;
   state.subscribed = false;
   $("who").hidden = true;
   $("sign-out").hidden = true;
@@ -275,6 +280,8 @@ function useKey(state: State, key: PrivateKey): void {
   const session = state.session;
   if (!session) return;
   state.key = key;
+  state.pool?.close();
+  state.pool = new ObfuscatorPool(key);
   $("fingerprint").textContent = key.publicKey.fingerprint();
   show("readings", "results", "key-tools");
   void renderHistory(state);
@@ -326,7 +333,8 @@ async function send(state: State): Promise<void> {
     // Let the status paint before the (tens of milliseconds of) encryption.
     await new Promise((r) => setTimeout(r, 0));
     const started = performance.now();
-    const submission = buildSubmission(study, session.participant, key, readings);
+    const pool = state.pool;
+    const submission = buildSubmission(study, session.participant, key, readings, undefined, () => pool?.take());
     document.body.dataset.encryptMillis = String(Math.round(performance.now() - started));
     status.textContent = "Sending…";
     state.latestSubmission = submission.submission_id;

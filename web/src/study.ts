@@ -172,13 +172,17 @@ export function newSubmissionId(): string {
   return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Encrypts validated readings at each metric's fixed exponent with the owner's fast path. */
+/**
+ * Encrypts validated readings at each metric's fixed exponent with the owner's fast path, taking
+ * each ciphertext's random factor from `nextObfuscator` when it has one ready.
+ */
 export function buildSubmission(
   study: Study,
   participant: string,
   key: PrivateKey,
   readings: Readings,
   submissionId = newSubmissionId(),
+  nextObfuscator: () => bigint | undefined = () => undefined,
 ): SubmissionWire {
   const encrypted: SubmissionWire["readings"] = {};
   for (const metric of study.metrics) {
@@ -187,7 +191,7 @@ export function buildSubmission(
     encrypted[metric.name] = series.map((v) => {
       if (v < metric.min || v > metric.max) throw new RangeError(`${metric.name} reading outside its range`);
       const encoded = encodeAtExponent(key.publicKey, v, metric.exponent);
-      return { ciphertext: key.encryptRaw(encoded.encoding).toString(), exponent: encoded.exponent };
+      return { ciphertext: key.encryptRaw(encoded.encoding, nextObfuscator()).toString(), exponent: encoded.exponent };
     });
   }
   return {

@@ -225,6 +225,19 @@ describe("study and readings", () => {
     expect(back).toEqual([353894 / 65536, 0.5]);
     expect(() => buildSubmission(study, "p-1", key, { glucose: [50.1] })).toThrow(RangeError);
   });
+
+  it("takes one precomputed random factor per reading, and falls back when none is ready", () => {
+    const factors = [key.ownerObfuscator(), key.ownerObfuscator()];
+    const given = [...factors];
+    const s = buildSubmission(study, "p-1", key, { glucose: [5.4, 6.1, 7.2] }, "s-2", () => given.shift());
+    expect(given).toEqual([]);
+    const c = s.readings.glucose.map((r) => BigInt(r.ciphertext));
+    // c = (1 + m·n)·r^n: the first two carry exactly the given factors.
+    const m0 = encodeAtExponent(pk, 5.4, -4).encoding;
+    expect(c[0]).toBe(pk.timesGPow(factors[0], m0));
+    expect(new Set(c).size).toBe(3);
+    expect(c.map((x) => mantissaToNumber(decodeMantissa(pk, key.decryptRaw(x)), -4))).toEqual([5.4, 6.1, 7.2].map((v) => Math.round(v * 65536) / 65536));
+  });
 });
 
 describe("key objects", () => {

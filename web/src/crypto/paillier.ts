@@ -91,7 +91,7 @@ export class PrivateKey {
    * r^n mod n² for r uniform in Z*_n, by the key owner: s^p mod p² for s uniform in Z*_p has
    * the distribution of r^n mod p² (q does not divide p - 1), likewise mod q² (keys.rs).
    */
-  private ownerObfuscator(): bigint {
+  ownerObfuscator(): bigint {
     const xp = modPow(randomUnit(this.p), this.p, this.pSquared);
     const xq = modPow(randomUnit(this.q), this.q, this.qSquared);
     return this.crtSquared(xp, xq);
@@ -103,11 +103,15 @@ export class PrivateKey {
     return xp + this.pSquared * t;
   }
 
-  /** Encrypts an encoding in [0, n) with the owner's fast path (same distribution as public). */
-  encryptRaw(encoding: bigint): bigint {
+  /**
+   * Encrypts an encoding in [0, n) with the owner's fast path (same distribution as public).
+   * `obfuscator`: an r^n mod n² computed ahead by [`ownerObfuscator`] and never used before
+   * (see obfuscators.ts); computed here when absent.
+   */
+  encryptRaw(encoding: bigint, obfuscator?: bigint): bigint {
     const n = this.publicKey.n;
     if (encoding < 0n || encoding >= n) throw new RangeError("encoding outside [0, n)");
-    return this.publicKey.timesGPow(this.ownerObfuscator(), encoding);
+    return this.publicKey.timesGPow(obfuscator ?? this.ownerObfuscator(), encoding);
   }
 
   /** The plaintext in [0, n) of a ciphertext (CRT decryption). */
