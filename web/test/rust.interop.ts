@@ -16,7 +16,7 @@ const BIN = process.env.INTEROP_BIN;
 
 function rust(request: object): any {
   if (!BIN) throw new Error("INTEROP_BIN is not set (run: scripts/web test interop)");
-  return JSON.parse(execFileSync(BIN, { input: JSON.stringify(request), encoding: "utf8" }));
+  return JSON.parse(execFileSync(BIN, { input: JSON.stringify(request), encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] }));
 }
 
 /** Values across the study's range, with awkward ones: halves of the last unit, negatives. */
