@@ -12,6 +12,7 @@
 //   6. no console errors; a phone-width layout without horizontal scrolling; a screenshot.
 // Everything it created on the broker is removed at the end.
 import { execFileSync } from "node:child_process";
+import { request } from "node:http";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -115,6 +116,25 @@ try {
   cleanups.push(() => good.stop());
   const dead = await serve(pageStudy, "127.0.0.1:1"); // nothing listens on port 1
   cleanups.push(() => dead.stop());
+
+  // --- nginx refuses WebSocket upgrades from any other origin (the plugin checks none) --------
+  const upgrade = (origin) =>
+    new Promise((resolve, reject) => {
+      const url = new URL("ws", good.url);
+      const headers = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "v12.stomp" };
+      if (origin) headers.Origin = origin;
+      const req = request(url, { headers });
+      req.on("upgrade", (res, socket) => (socket.destroy(), resolve(res.statusCode)));
+      req.on("response", (res) => (res.resume(), resolve(res.statusCode)));
+      req.on("error", reject);
+      req.end();
+    });
+  const ownOrigin = new URL(good.url).origin;
+  assert.equal(await upgrade(ownOrigin), 101, "the page's own origin may open the socket");
+  assert.equal(await upgrade("http://evil.example"), 403, "another origin is refused");
+  assert.equal(await upgrade(ownOrigin.replace("127.0.0.1", "localhost")), 403, "another host is refused");
+  assert.equal(await upgrade(undefined), 403, "no Origin is refused");
+  log("nginx: own origin 101, other origins and none 403");
 
   const browser = await launchChromium();
   cleanups.push(() => browser.close());
