@@ -54,7 +54,15 @@ async function main(): Promise<void> {
     $("loading").className = "error";
     return;
   }
-  const state: State = { study, store: await Store.open() };
+  let store: Store;
+  try {
+    store = await Store.open();
+  } catch {
+    $("loading").textContent = "This browser does not let the page keep your key (private browsing, or site data blocked). Please allow site data for this page, or use another browser.";
+    $("loading").className = "error";
+    return;
+  }
+  const state: State = { study, store };
   buildForm(study);
   wireSignIn(state);
   wireKey(state);
