@@ -55,7 +55,7 @@ export function fromBytes(bytes: Uint8Array): bigint {
   return hex.length === 0 ? 0n : BigInt("0x" + hex);
 }
 
-/** A non-negative integer as minimal big-endian bytes (empty for 0, as python's int_to_bytes gives one 0 byte: see callers). */
+/** A non-negative integer as minimal big-endian bytes (empty for 0). */
 export function toBytes(x: bigint): Uint8Array {
   if (x < 0n) throw new RangeError("toBytes of a negative number");
   let hex = x.toString(16);
