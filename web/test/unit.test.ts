@@ -212,7 +212,7 @@ describe("study and readings", () => {
 
   it("validates readings before anything is encrypted", () => {
     expect(validateReadings(study, { glucose: "5.4 6.1", cholesterol: "" })).toEqual({ readings: { glucose: [5.4, 6.1] }, problems: [] });
-    const { problems } = validateReadings(study, { glucose: "5,4x 0.4 51", cholesterol: "1e400" });
+    const { problems } = validateReadings(study, { glucose: "5,4x -0.1 150.5", cholesterol: "1e400" });
     expect(problems.map((p) => p.metric)).toEqual(["glucose", "glucose", "glucose", "cholesterol"]);
     expect(validateReadings(study, {}).problems[0].message).toMatch(/at least one/);
   });
@@ -223,7 +223,7 @@ describe("study and readings", () => {
     expect(s.readings.glucose.map((r) => r.exponent)).toEqual([-4, -4]);
     const back = s.readings.glucose.map((r) => mantissaToNumber(decodeMantissa(pk, key.decryptRaw(BigInt(r.ciphertext))), r.exponent));
     expect(back).toEqual([353894 / 65536, 0.5]);
-    expect(() => buildSubmission(study, "p-1", key, { glucose: [50.1] })).toThrow(RangeError);
+    expect(() => buildSubmission(study, "p-1", key, { glucose: [150.1] })).toThrow(RangeError);
   });
 
   it("takes one precomputed random factor per reading, and falls back when none is ready", () => {
