@@ -20,7 +20,8 @@ import { launchChromium, median, ROOT, serve, startLogged, tempDir, WEB } from "
 
 const MGMT = process.env.BROKER_ADMIN_URL || "http://127.0.0.1:15672";
 const AUTH = "Basic " + Buffer.from(`${process.env.BROKER_ADMIN_USER || "guest"}:${process.env.BROKER_ADMIN_PASSWORD || "guest"}`).toString("base64");
-const BIN = join(ROOT, "target/release");
+// The pipeline's binaries: release builds unless PIPELINE_BIN_DIR names others.
+const BIN = process.env.PIPELINE_BIN_DIR || join(ROOT, "target/release");
 const tag = `webtest-${process.pid}-${Date.now().toString(36)}`;
 const PREFIX = `${tag}.`;
 const PARTICIPANT = `p-${tag}`.slice(0, 64);
