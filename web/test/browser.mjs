@@ -13,7 +13,8 @@
 // Everything it created on the broker is removed at the end.
 import { execFileSync } from "node:child_process";
 import { request } from "node:http";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { launchChromium, median, ROOT, serve, startLogged, tempDir, WEB } from "./harness.mjs";
@@ -25,12 +26,41 @@ const BIN = process.env.PIPELINE_BIN_DIR || join(ROOT, "target/release");
 const tag = `webtest-${process.pid}-${Date.now().toString(36)}`;
 const PREFIX = `${tag}.`;
 const PARTICIPANT = `p-${tag}`.slice(0, 64);
-const PASSWORD = `pw-${Math.random().toString(36).slice(2)}-${Date.now()}`;
 const work = tempDir("web-browser-test");
 const config = join(work, "pipeline.toml");
 // 2048-bit keys created in the test (3072 is timed separately: test/measure.mjs).
 writeFileSync(config, `[topology]\nprefix = "${PREFIX}"\n\n[participant]\nkey_bits = 2048\n`);
 const env = { ...process.env, RUST_LOG: "info", AMQP_URL: process.env.AMQP_URL || "amqp://guest:guest@127.0.0.1:5672/%2f" };
+
+/**
+ * Least-privilege provisioning as the project does it: the `admin` binary where the workspace
+ * has one, else scripts/broker-access (the same roles: write on the readings exchange, read on
+ * the reply queue results.ID, which the admin declares and binds; no configure).
+ */
+const provision = existsSync(join(BIN, "admin"))
+  ? {
+      topology: () => execFileSync(join(BIN, "admin"), ["--config", config, "topology"], { env, stdio: ["ignore", "ignore", "inherit"] }),
+      participant(id) {
+        const credentials = join(work, "credentials.csv");
+        execFileSync(join(BIN, "admin"), ["--config", config, "participant", id, "--credentials", credentials], { env, stdio: ["ignore", "ignore", "inherit"] });
+        const row = readFileSync(credentials, "utf8").trim().split("\n").map((l) => l.split(",")).find((r) => r[0] === id);
+        assert.ok(row, "the credentials file names the participant");
+        return row[1];
+      },
+      remove: (id) => execFileSync(join(BIN, "admin"), ["--config", config, "remove", "participant", id, "--delete-queue"], { env, stdio: "inherit" }),
+    }
+  : {
+      topology: () => execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "topology"], { stdio: "inherit" }),
+      participant(id) {
+        const password = `pw-${randomBytes(18).toString("base64url")}`;
+        execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "participant", id], {
+          stdio: ["ignore", "ignore", "inherit"],
+          env: { ...process.env, BROKER_ACCESS_PASSWORD: password },
+        });
+        return password;
+      },
+      remove: (id) => execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "--delete-queue", "remove", "participant", id], { stdio: "inherit" }),
+    };
 
 function log(...args) {
   console.log("browser-test:", ...args);
@@ -101,16 +131,13 @@ let failed = false;
 try {
   const { toml, page: pageStudy } = studies();
   // --- broker: topology, participant (least privilege), worker -------------------------------
-  execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "topology"], { stdio: "inherit" });
+  provision.topology();
   cleanups.push(async () => {
     for (const q of (await api("GET", "queues/%2F")) ?? []) if (q.name.startsWith(PREFIX)) await api("DELETE", `queues/%2F/${encodeURIComponent(q.name)}`);
     for (const x of (await api("GET", "exchanges/%2F")) ?? []) if (x.name.startsWith(PREFIX)) await api("DELETE", `exchanges/%2F/${encodeURIComponent(x.name)}`);
   });
-  execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "participant", PARTICIPANT], {
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, BROKER_ACCESS_PASSWORD: PASSWORD },
-  });
-  cleanups.push(() => execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "--delete-queue", "remove", "participant", PARTICIPANT], { stdio: "inherit" }));
+  const PASSWORD = provision.participant(PARTICIPANT);
+  cleanups.push(() => provision.remove(PARTICIPANT));
   const perms = await api("GET", `users/${encodeURIComponent(PARTICIPANT)}/permissions`);
   log("participant permissions", JSON.stringify(perms.map(({ configure, write, read }) => ({ configure, write, read }))));
   assert.equal(perms[0].configure, "^$");
