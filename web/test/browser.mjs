@@ -1,6 +1,6 @@
 // The participant's page in a real browser (Debian chromium, headless, driven by playwright-core)
 // against the real broker and a real worker:
-//   1. provision a participant with least privilege (scripts/broker-access, unique names under a
+//   1. provision a participant with least privilege (the admin binary, unique names under a
 //      test topology prefix), start a worker on that topology, serve the page with nginx;
 //   2. an unreachable broker and a wrong password each give their plain-language message;
 //   3. sign in with the keyboard only, create a key in the page, check that invalid readings are
@@ -13,15 +13,14 @@
 // Everything it created on the broker is removed at the end.
 import { execFileSync } from "node:child_process";
 import { request } from "node:http";
-import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { launchChromium, median, ROOT, serve, startLogged, tempDir, WEB } from "./harness.mjs";
 
 const MGMT = process.env.BROKER_ADMIN_URL || "http://127.0.0.1:15672";
 const AUTH = "Basic " + Buffer.from(`${process.env.BROKER_ADMIN_USER || "guest"}:${process.env.BROKER_ADMIN_PASSWORD || "guest"}`).toString("base64");
-// The pipeline's binaries: release builds unless PIPELINE_BIN_DIR names others.
+// The pipeline's binaries: scripts/web passes PIPELINE_BIN_DIR (debug builds unless WEB_TEST_PROFILE=release).
 const BIN = process.env.PIPELINE_BIN_DIR || join(ROOT, "target/release");
 const tag = `webtest-${process.pid}-${Date.now().toString(36)}`;
 const PREFIX = `${tag}.`;
@@ -33,34 +32,21 @@ writeFileSync(config, `[topology]\nprefix = "${PREFIX}"\n\n[participant]\nkey_bi
 const env = { ...process.env, RUST_LOG: "info", AMQP_URL: process.env.AMQP_URL || "amqp://guest:guest@127.0.0.1:5672/%2f" };
 
 /**
- * Least-privilege provisioning as the project does it: the `admin` binary where the workspace
- * has one, else scripts/broker-access (the same roles: write on the readings exchange, read on
- * the reply queue results.ID, which the admin declares and binds; no configure).
+ * Least-privilege provisioning as the project does it, with the `admin` binary: write on the
+ * readings exchange, read on the reply queue results.ID (which the admin declares and binds), no
+ * configure.
  */
-const provision = existsSync(join(BIN, "admin"))
-  ? {
-      topology: () => execFileSync(join(BIN, "admin"), ["--config", config, "topology"], { env, stdio: ["ignore", "ignore", "inherit"] }),
-      participant(id) {
-        const credentials = join(work, "credentials.csv");
-        execFileSync(join(BIN, "admin"), ["--config", config, "participant", id, "--credentials", credentials], { env, stdio: ["ignore", "ignore", "inherit"] });
-        const row = readFileSync(credentials, "utf8").trim().split("\n").map((l) => l.split(",")).find((r) => r[0] === id);
-        assert.ok(row, "the credentials file names the participant");
-        return row[1];
-      },
-      remove: (id) => execFileSync(join(BIN, "admin"), ["--config", config, "remove", "participant", id, "--delete-queue"], { env, stdio: "inherit" }),
-    }
-  : {
-      topology: () => execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "topology"], { stdio: "inherit" }),
-      participant(id) {
-        const password = `pw-${randomBytes(18).toString("base64url")}`;
-        execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "participant", id], {
-          stdio: ["ignore", "ignore", "inherit"],
-          env: { ...process.env, BROKER_ACCESS_PASSWORD: password },
-        });
-        return password;
-      },
-      remove: (id) => execFileSync(join(ROOT, "scripts/broker-access"), ["--config", config, "--delete-queue", "remove", "participant", id], { stdio: "inherit" }),
-    };
+const provision = {
+  topology: () => execFileSync(join(BIN, "admin"), ["--config", config, "topology"], { env, stdio: ["ignore", "ignore", "inherit"] }),
+  participant(id) {
+    const credentials = join(work, "credentials.csv");
+    execFileSync(join(BIN, "admin"), ["--config", config, "participant", id, "--credentials", credentials], { env, stdio: ["ignore", "ignore", "inherit"] });
+    const row = readFileSync(credentials, "utf8").trim().split("\n").map((l) => l.split(",")).find((r) => r[0] === id);
+    assert.ok(row, "the credentials file names the participant");
+    return row[1];
+  },
+  remove: (id) => execFileSync(join(BIN, "admin"), ["--config", config, "remove", "participant", id, "--delete-queue"], { env, stdio: "inherit" }),
+};
 
 function log(...args) {
   console.log("browser-test:", ...args);
@@ -81,19 +67,8 @@ function studies() {
   const toml = JSON.parse(
     execFileSync("python3", ["-c", "import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))['study']))", join(ROOT, "config/default.toml")], { encoding: "utf8" }),
   );
-  let page;
-  try {
-    // The study as the binaries publish it, from the test configuration (prefix, key size).
-    page = JSON.parse(execFileSync(join(BIN, "producer"), ["--config", config, "study-json"], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
-    log("study.json from producer study-json");
-  } catch {
-    // A producer without that command: the fixture, with the test's prefix and key size.
-    page = JSON.parse(readFileSync(join(WEB, "test/fixtures/study.json"), "utf8"));
-    page.key_bits = 2048;
-    page.readings_exchange = PREFIX + page.readings_exchange;
-    page.reply_queue_prefix = PREFIX + page.reply_queue_prefix;
-    log("study.json from test/fixtures/study.json (no producer study-json)");
-  }
+  // The study as the binaries publish it, from the test configuration (prefix, key size).
+  const page = JSON.parse(execFileSync(join(BIN, "producer"), ["--config", config, "study-json"], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
   assert.equal(page.key_bits, 2048);
   assert.equal(page.readings_exchange, `${PREFIX}readings`);
   return { toml, page };
@@ -207,6 +182,31 @@ try {
   assert.match(wrong, /not right/);
   log("wrong password:", wrong);
 
+  // --- the broker's guest user is out of reach through the page's /ws ------------------------
+  // The plugin logs a CONNECT without credentials in as guest, and RabbitMQ lets guest in from
+  // loopback only: nginx must not make every visitor look like loopback (proxy_bind).
+  const stompAs = (headers) =>
+    page.evaluate(
+      (h) =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws`, ["v12.stomp"]);
+          const done = (verdict) => {
+            resolve(verdict);
+            try { ws.close(); } catch {}
+          };
+          ws.onopen = () => ws.send(`CONNECT\naccept-version:1.2\nhost:/\n${h}\n\0`);
+          ws.onmessage = (e) => done(String(e.data).split("\n")[0]);
+          ws.onclose = () => done("CLOSED");
+          setTimeout(() => done("TIMEOUT"), 10_000);
+        }),
+      headers,
+    );
+  for (const headers of ["login:guest\npasscode:guest", ""]) {
+    const verdict = await stompAs(headers);
+    assert.notEqual(verdict, "CONNECTED", `a STOMP CONNECT with ${JSON.stringify(headers) || "no login"} through /ws must be refused`);
+    log(`guest through /ws (${headers ? "guest/guest" : "no login"}): ${verdict}`);
+  }
+
   // --- sign in with the keyboard only --------------------------------------------------------
   await page.goto(good.url);
   await page.waitForSelector("#signin:not([hidden])");
@@ -255,7 +255,9 @@ try {
     assert.ok(Math.abs(shown[name] - evaluate(toml, readings)[name]) < 1e-3, name);
   }
   const submissionId = await first.getAttribute("data-submission-id");
-  await page.screenshot({ path: join(WEB, "screenshot-results.png"), fullPage: true });
+  // The committed screenshot (web/screenshot-results.png) is only rewritten when asked for
+  // (SCREENSHOT=web/screenshot-results.png): a test run must not leave the tree dirty.
+  await page.screenshot({ path: process.env.SCREENSHOT || join(WEB, ".run", "screenshot-results.png"), fullPage: true });
 
   // --- phone width -----------------------------------------------------------------------------
   await page.setViewportSize({ width: 360, height: 740 });

@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -63,7 +63,8 @@ export async function serve(study, broker) {
     .replaceAll("@ROOT@", root)
     .replaceAll("@LISTEN@", `127.0.0.1:${port}`)
     .replaceAll("@BROKER@", broker)
-    .replaceAll("@ORIGIN@", "");
+    .replaceAll("@ORIGIN@", "")
+    .replaceAll("@PROXY_BIND@", proxyBind());
   writeFileSync(join(run, "nginx.conf"), conf);
   execFileSync("nginx", ["-c", join(run, "nginx.conf"), "-p", run], { stdio: "inherit" });
   return {
