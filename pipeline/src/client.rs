@@ -437,6 +437,12 @@ impl Client {
             reply_to: Some(reply_to.to_owned()),
             app_id: self.app_id.clone(),
         });
+        // The broker checks user_id against the connection's user; the worker binds the
+        // submission to it (issue 10).
+        let props = match crate::broker::url_user(&self.broker.url).map(ShortString::try_new) {
+            Some(Ok(user)) => props.with_user_id(user),
+            _ => props,
+        };
         Outgoing {
             exchange: self.topology.readings_exchange.clone(),
             routing_key: self.topology.submission_routing_key.clone(),
