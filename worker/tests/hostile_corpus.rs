@@ -712,6 +712,8 @@ fn spawn_worker(settings: &pipeline::Settings, env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
     cmd.env("AMQP_URL", &settings.broker.url)
         .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix)
+        // Every client of this test is guest (see test_support::settings).
+        .env("PIPELINE__IDENTITY__INSECURE_SHARED_USER", "true")
         .env("WORKER_EVENTS", common::events_file(settings))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
