@@ -145,7 +145,7 @@ fn default_dead_queue_max_bytes() -> i64 {
 /// Who may submit for whom. RabbitMQ checks a message's `user_id` property against the
 /// publishing connection's user; the worker binds every submission to that user.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct IdentitySettings {
     /// Development only: every client shares one broker user, so `user_id` proves nothing. The
     /// worker then accepts submissions without `user_id` for any participant and answers to
