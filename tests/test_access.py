@@ -1,6 +1,6 @@
 """Per-role broker permissions, proven with real connections (issue 5, item 7).
 
-scripts/broker-access provisions, in a vhost of this test's own (deleted afterwards), the shared
+The `admin` binary provisions, in a vhost of this test's own (deleted afterwards), the shared
 topology, two participants whose ids are prefixes of one another (`<tag>-1` and `<tag>-10`: an
 unanchored permission regex would let the first read the second's queue) and a worker. Each
 forbidden operation runs on a fresh channel and must be closed by the broker with 403
@@ -9,10 +9,12 @@ ACCESS_REFUSED; each allowed one must succeed, publishes with a publisher confir
 Needs RabbitMQ with the management plugin: AMQP at the host and port of $AMQP_URL (default
 127.0.0.1:5672), the HTTP API at $BROKER_ADMIN_URL (default http://127.0.0.1:15672) as
 $BROKER_ADMIN_USER / $BROKER_ADMIN_PASSWORD (default guest/guest), an administrator.
-Skipped only when no broker is reachable and $CI is unset.
+Skipped only when no broker is reachable and $CI is unset. Needs the `admin` binary
+(cargo build -p admin; cargo test --workspace builds it).
 """
 
 import base64
+import csv
 import json
 import os
 import socket
@@ -28,7 +30,6 @@ import pika.exceptions
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "broker-access"
 # Host and port of $AMQP_URL (the vhost and credentials in it are not used: this test has its own).
 _AMQP = urllib.parse.urlsplit(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"))
 AMQP_HOST = _AMQP.hostname or "127.0.0.1"
@@ -67,12 +68,30 @@ if not broker_reachable():
     pytest.skip("no RabbitMQ broker reachable", allow_module_level=True)
 
 
+def admin_binary() -> Path:
+    for profile in ("debug", "release"):
+        candidate = ROOT / "target" / profile / "admin"
+        if candidate.exists():
+            return candidate
+    if os.environ.get("CI"):
+        pytest.fail("no admin binary: run cargo test --workspace (or cargo build -p admin) first")
+    pytest.skip("no admin binary built")
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """user -> password of a credentials file the admin binary wrote."""
+    with path.open(newline="") as f:
+        return {row[0]: row[1] for row in list(csv.reader(f))[1:]}
+
+
 class Access:
     """The provisioned vhost, credentials, and the counts the test reports."""
 
-    def __init__(self, vhost: str, tag: str):
+    def __init__(self, vhost: str, tag: str, binary: Path, credentials_dir: Path):
         self.vhost = vhost
         self.tag = tag
+        self.binary = binary
+        self.credentials_dir = credentials_dir
         self.passwords: dict[str, str] = {}
         self.users: list[str] = []
         self.allowed = 0
@@ -80,19 +99,23 @@ class Access:
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(SCRIPT), "--vhost", self.vhost, *args],
+            [str(self.binary), "--vhost", self.vhost, *args],
             check=True,
             capture_output=True,
             text=True,
             timeout=60,
         )
 
+    def credentials(self, name: str) -> Path:
+        return self.credentials_dir / f"{name}.csv"
+
     def create(self, role: str, name: str) -> None:
         self.users.append(name)
-        out = self.run(role, name).stdout
-        user, password = out.strip().split("\t")
-        assert user == name
-        self.passwords[name] = password
+        out = self.run(role, name, "--credentials", str(self.credentials(name))).stdout
+        assert out == "", "a password must never reach stdout"
+        written = read_credentials(self.credentials(name))
+        assert list(written) == [name]
+        self.passwords[name] = written[name]
 
     def connect(self, user: str) -> pika.BlockingConnection:
         params = pika.ConnectionParameters(
@@ -134,9 +157,9 @@ def quote(s: str) -> str:
 
 
 @pytest.fixture
-def access(request):
+def access(request, tmp_path):
     tag = f"acc{uuid.uuid4().hex[:10]}"
-    env = Access(vhost=f"access-test-{tag}", tag=tag)
+    env = Access(vhost=f"access-test-{tag}", tag=tag, binary=admin_binary(), credentials_dir=tmp_path)
 
     def cleanup():
         for user in env.users:
@@ -173,10 +196,12 @@ def test_participants_and_worker_get_exactly_their_rights(access):
     access.create("worker", worker)
     reply_a, reply_b = f"results.{a}", f"results.{b}"
 
-    # Idempotent: running again changes nothing, prints no password, the old password still works.
-    assert access.run("participant", a).stdout == ""
-    assert access.run("worker", worker).stdout == ""
+    # Idempotent: running again changes nothing, writes no password, the old password still works.
+    before = {n: access.credentials(n).read_bytes() for n in (a, worker)}
+    assert access.run("participant", a, "--credentials", str(access.credentials(a))).stdout == ""
+    assert access.run("worker", worker, "--credentials", str(access.credentials(worker))).stdout == ""
     assert access.run("topology").stdout == ""
+    assert {n: access.credentials(n).read_bytes() for n in (a, worker)} == before
 
     conn_a = access.connect(a)
     conn_w = access.connect(worker)

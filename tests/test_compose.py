@@ -206,3 +206,22 @@ def test_dockerignore_keeps_build_output_out_of_the_context():
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert "/target" in ignored or "target" in ignored
     assert "/.git" in ignored or ".git" in ignored
+
+
+def test_broker_listens_with_tls_and_services_verify_it(services):
+    rabbitmq = services["rabbitmq"]
+    assert 5671 in container_ports(rabbitmq), "the broker's TLS listener (5671) must be published"
+    tls_mounts = [str(v) for v in rabbitmq.get("volumes", []) if "/etc/rabbitmq/" in str(v)]
+    for name in ("20-tls.conf", "ca.pem", "server.pem", "server.key"):
+        mount = next((m for m in tls_mounts if name in m), None)
+        assert mount, f"the broker must mount {name}"
+        assert mount.endswith(":ro"), f"{name} must be mounted read-only"
+    conf = (ROOT / "config" / "rabbitmq-tls.conf").read_text(encoding="utf-8")
+    assert "listeners.ssl.default = 5671" in conf
+    for name in ("worker", "producer", "consumer"):
+        env = environment(services[name])
+        assert env["AMQP_URL"].startswith("amqps://"), f"{name} must connect with TLS"
+        ca_file = env["PIPELINE__BROKER__TLS__CA_FILE"]
+        assert any(
+            str(v).endswith(f":{ca_file}:ro") for v in services[name].get("volumes", [])
+        ), f"{name} must mount its CA file read-only at {ca_file}"

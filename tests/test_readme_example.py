@@ -75,15 +75,20 @@ def test_readme_python_client_gets_correct_decrypted_results(tmp_path):
     for line in client.stdout.splitlines():
         name, value, *_ = line.split()
         outputs[name] = float(value)
-    # The example submits glucose 5.4 and 6.1 and cholesterol 4.2; the default study computes:
-    glucose_mean = (5.4 + 6.1) / 2
+    # The example submits glucose 5.4 and 6.1 and cholesterol 4.2, encoded at the default study's
+    # precision 0.0001 (exponent -4, steps of 16^-4); the worker computes on those kept values:
+    def kept(x):
+        return round(x * 16**4) / 16**4
+
+    glucose_mean = (kept(5.4) + kept(6.1)) / 2
+    cholesterol = kept(4.2)
     expected = {
         "glucose_mg_dl": glucose_mean * 18.016,
-        "cholesterol_mg_dl": 4.2 * 38.67,
-        "glucose_sum": 11.5,
+        "cholesterol_mg_dl": cholesterol * 38.67,
+        "glucose_sum": kept(5.4) + kept(6.1),
         "glucose_mean": glucose_mean,
-        "cholesterol_mean": 4.2,
-        "risk_score": -2.5 + 0.35 * glucose_mean + 0.6 * 4.2,
+        "cholesterol_mean": cholesterol,
+        "risk_score": -2.5 + 0.35 * glucose_mean + 0.6 * cholesterol,
     }
     assert set(outputs) == set(expected), client.stdout
     for name, value in expected.items():

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::{Harness, RunningWorker, settings};
 use paillier::PrivateKey;
+use participant::keystore::KeyStore;
+use participant::{Client, readings};
 use pipeline::ParticipantId;
-use pipeline::client::{self, Client};
-use pipeline::keystore::KeyStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_printed_once_with_units_and_errors_as_errors() {
@@ -30,7 +30,13 @@ async fn results_are_printed_once_with_units_and_errors_as_errors() {
         ("glucose".to_owned(), vec![5.0]),
         ("cholesterol".to_owned(), vec![4.0]),
     ]);
-    let submission = client::encrypt_submission(&participant, &key, &readings).unwrap();
+    let submission = readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        &participant,
+        &key,
+        &readings,
+    )
+    .unwrap();
     // The same submission twice: two results with one submission id (as after a redelivery).
     producer.submit(&submission).await.unwrap();
     producer.submit(&submission).await.unwrap();

@@ -24,15 +24,19 @@
 //! connection (memory or disk alarm) lapin writes nothing on it, acks included.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use crate::config::BrokerSettings;
+use crate::amqp_name::{AmqpName, AmqpNameError, NameKind};
+use crate::config::{BrokerSettings, ConfigError, TlsSettings, Transport};
 
 /// Failures talking to the broker.
 #[derive(Debug, Error)]
@@ -76,7 +80,38 @@ pub enum BrokerError {
         /// Attempts made.
         attempts: u32,
     },
-    /// A name or id does not fit an AMQP short string.
+    /// The configuration does not allow this connection (see
+    /// [`BrokerSettings::transport`](crate::config::BrokerSettings::transport)).
+    #[error(transparent)]
+    Refused(Box<ConfigError>),
+    /// A TLS file from configuration could not be read.
+    #[error("cannot read {setting} {}: {source}", .path.display())]
+    TlsFile {
+        /// The setting that names the file, e.g. `broker.tls.ca_file`.
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed on a certificate: the broker's is not trusted (or does not name
+    /// the URL's host), or the broker refused ours. Not retried: trying again cannot help.
+    #[error(
+        "TLS with the broker at {url} failed: {reason} (check broker.tls.ca_file, the URL's host \
+         name, and broker.tls.client_cert)"
+    )]
+    Certificate {
+        /// The URL, password removed.
+        url: String,
+        /// The TLS library's reason.
+        reason: String,
+    },
+    /// A name or id AMQP cannot carry (too long, or empty where that means something else).
+    #[error(transparent)]
+    Name(#[from] AmqpNameError),
+    /// A name too long for an AMQP short string. The worker's consume path still reports this;
+    /// new code checks names with [`AmqpName`] and reports [`BrokerError::Name`].
     #[error("{0:?} is too long for an AMQP short string (255 bytes)")]
     NameTooLong(String),
     /// The broker did not answer a request in time: the connection is treated as lost.
@@ -241,6 +276,60 @@ pub fn connection_name(settings: &BrokerSettings, role: &str) -> String {
     )
 }
 
+/// The TLS configuration of `tls`: the CA file as extra trust anchors, the client certificate
+/// and key as identity. Files are read on every call, so that renewed certificates are picked up
+/// by the next connection.
+pub fn tls_config(tls: &TlsSettings) -> Result<OwnedTLSConfig, BrokerError> {
+    let read = |setting: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| BrokerError::TlsFile {
+            setting,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert_chain = match &tls.ca_file {
+        Some(path) => {
+            let pem = read("broker.tls.ca_file", path)?;
+            Some(String::from_utf8(pem).map_err(|_| BrokerError::TlsFile {
+                setting: "broker.tls.ca_file",
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a PEM file (not text)",
+                ),
+            })?)
+        }
+        None => None,
+    };
+    let identity = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read("broker.tls.client_cert", cert)?,
+            key: read("broker.tls.client_key", key)?,
+        }),
+        _ => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+/// Whether a failed connection attempt failed on a certificate (rustls' "invalid peer
+/// certificate", or the broker's alert refusing ours), which no retry can mend.
+fn is_certificate_failure(err: &lapin::Error) -> bool {
+    if !err.is_io_error() {
+        return false;
+    }
+    let text = err.to_string();
+    text.contains("invalid peer certificate")
+        || text.contains("received fatal alert: BadCertificate")
+        || text.contains("received fatal alert: UnknownCA")
+        || text.contains("received fatal alert: CertificateRequired")
+        || text.contains("received fatal alert: CertificateUnknown")
+}
+
+static INSECURE_WARNING: Once = Once::new();
+
 /// Connects as `role` (e.g. "worker-consume", "producer"). With `recover`, lapin re-establishes
 /// the connection, its channels, QoS, confirm mode, declared topology and consumers by itself
 /// after a network failure or a broker restart (the binaries pass `false` and reconnect
@@ -251,6 +340,18 @@ pub async fn connect(
     retry: Retry,
     recover: bool,
 ) -> Result<Connection, BrokerError> {
+    let transport = settings
+        .transport()
+        .map_err(|e| BrokerError::Refused(Box::new(e)))?;
+    if transport == Transport::InsecurePlaintext {
+        INSECURE_WARNING.call_once(|| {
+            warn!(
+                url = %redact_url(&settings.url),
+                "broker.allow_insecure_plaintext: connecting WITHOUT TLS to a host that is not \
+                 loopback; the password and every message cross the network unencrypted"
+            );
+        });
+    }
     let name = connection_name(settings, role);
     let mut delay = settings.retry_delay;
     let mut attempt = 0u32;
@@ -268,15 +369,36 @@ pub async fn connect(
                     .with_max_delay(Duration::from_secs(10))
             });
         }
+        // Plain URLs go through the same call: lapin applies the TLS configuration to amqps://
+        // only.
+        let tls = match transport {
+            Transport::Tls => tls_config(&settings.tls)?,
+            _ => OwnedTLSConfig::default(),
+        };
+        let runtime = lapin::runtime::default_runtime().map_err(|source| BrokerError::Channel {
+            context: "binding the connection to the tokio runtime",
+            source,
+        })?;
         let outcome = tokio::time::timeout(
             settings.connect_timeout,
-            Connection::connect(&settings.url, props),
+            Connection::connect_with_config(&settings.url, props, tls, runtime),
         )
         .await;
         let reason = match outcome {
             Ok(Ok(conn)) => {
-                info!(connection = %name, url = %redact_url(&settings.url), "connected to the broker");
+                info!(
+                    connection = %name,
+                    url = %redact_url(&settings.url),
+                    tls = transport == Transport::Tls,
+                    "connected to the broker"
+                );
                 return Ok(conn);
+            }
+            Ok(Err(err)) if is_certificate_failure(&err) => {
+                return Err(BrokerError::Certificate {
+                    url: redact_url(&settings.url),
+                    reason: err.to_string(),
+                });
             }
             Ok(Err(err)) => err.to_string(),
             Err(_) => format!(
@@ -388,8 +510,8 @@ impl ConfirmedPublisher {
             let confirm = self
                 .channel
                 .basic_publish(
-                    short(&m.exchange)?,
-                    short(&m.routing_key)?,
+                    short(NameKind::Exchange, &m.exchange)?,
+                    short(NameKind::RoutingKey, &m.routing_key)?,
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
@@ -475,8 +597,8 @@ impl ConfirmedPublisher {
                 let result = self
                     .channel
                     .basic_publish(
-                        short(&m.exchange)?,
-                        short(&m.routing_key)?,
+                        short(NameKind::Exchange, &m.exchange)?,
+                        short(NameKind::RoutingKey, &m.routing_key)?,
                         BasicPublishOptions {
                             mandatory: true,
                             ..BasicPublishOptions::default()
@@ -563,8 +685,9 @@ impl ConfirmedPublisher {
     }
 }
 
-fn short(name: &str) -> Result<ShortString, BrokerError> {
-    ShortString::try_new(name).map_err(|_| BrokerError::NameTooLong(name.to_owned()))
+/// `name` checked as a name of `kind`, as lapin takes it.
+fn short(kind: NameKind, name: &str) -> Result<ShortString, BrokerError> {
+    Ok(AmqpName::new(kind, name)?.into())
 }
 
 #[cfg(test)]

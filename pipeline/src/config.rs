@@ -85,6 +85,114 @@ pub struct BrokerSettings {
     /// consumer and worker keep trying to get it back before they exit with an error.
     #[serde(with = "duration", default = "default_reconnect_timeout")]
     pub reconnect_timeout: Duration,
+    /// Trust anchors and client certificate of `amqps://` connections.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Lets a plain `amqp://` URL name a host that is not loopback. Off: such a URL is refused
+    /// at start, because the broker password and every message would cross the network in
+    /// clear. On: the connection is made and a warning logged.
+    #[serde(default)]
+    pub allow_insecure_plaintext: bool,
+}
+
+/// TLS settings of the broker connection (used with an `amqps://` URL only).
+///
+/// The server is verified against the system's trust store plus `ca_file`, and its certificate
+/// must name the URL's host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA certificate(s) that signed the broker's certificate, trusted in
+    /// addition to the system roots (a private CA).
+    #[serde(default, with = "opt_path")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) presented to the broker, for RabbitMQ's EXTERNAL mechanism
+    /// (`?auth_mechanism=external` in the URL) or a broker that requires client certificates.
+    #[serde(default, with = "opt_path")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    #[serde(default, with = "opt_path")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// How the broker connection is protected, as decided by [`BrokerSettings::transport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `amqps://`: TLS.
+    Tls,
+    /// `amqp://` to a loopback address: nothing leaves the host.
+    LoopbackPlaintext,
+    /// `amqp://` to another host, allowed by `broker.allow_insecure_plaintext` (warned about).
+    InsecurePlaintext,
+}
+
+impl BrokerSettings {
+    /// Decides how the connection to `url` is protected, refusing a plain URL to a host that is
+    /// not loopback unless `allow_insecure_plaintext` is set, and TLS settings on a plain URL
+    /// (they would silently not be used).
+    pub fn transport(&self) -> Result<Transport, ConfigError> {
+        let uri: lapin::uri::AMQPUri =
+            self.url
+                .parse()
+                .map_err(|reason: String| ConfigError::Invalid {
+                    key: "broker.url",
+                    reason: format!("not an AMQP URI: {reason}"),
+                })?;
+        if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+            return Ok(Transport::Tls);
+        }
+        if self.tls.ca_file.is_some() || self.tls.client_cert.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "broker.tls",
+                reason: "TLS files are set but broker.url is a plain amqp:// URL: use amqps://"
+                    .to_owned(),
+            });
+        }
+        // The host as written, not lapin's parse: amq-protocol-uri reads an IPv6 literal as
+        // "localhost" (it only keeps domain names), which would make any IPv6 host look local.
+        let host = url_host(&self.url);
+        if is_loopback_host(host) {
+            Ok(Transport::LoopbackPlaintext)
+        } else if self.allow_insecure_plaintext {
+            Ok(Transport::InsecurePlaintext)
+        } else {
+            Err(ConfigError::Invalid {
+                key: "broker.url",
+                reason: format!(
+                    "plain amqp:// to {host} would send the password and every message \
+                     unencrypted: use amqps:// (see broker.tls), or set \
+                     broker.allow_insecure_plaintext = true"
+                ),
+            })
+        }
+    }
+}
+
+/// The host part of `url` as written (an IPv6 literal keeps its brackets).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.starts_with('[') {
+        host_port
+            .find(']')
+            .map_or(host_port, |end| &host_port[..=end])
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    }
+}
+
+/// Whether `host` (as in a URL: an IPv6 address in brackets) is this machine's loopback:
+/// 127.0.0.0/8, ::1 or the name `localhost`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 fn default_reconnect_timeout() -> Duration {
@@ -229,15 +337,9 @@ pub struct Limits {
     pub key_bits_min: u64,
     /// Largest accepted public key (bits); at most [`paillier::json::MAX_KEY_BITS`].
     pub key_bits_max: u64,
-    /// Largest difference between the highest and the lowest exponent of the readings in one
-    /// submission. Adding readings of different exponents lowers one of them, an exponentiation
-    /// by 16^difference: without this bound a series alternating between far-apart exponents
-    /// costs one full-length exponentiation per reading (a 250 KB body took 18 s instead of
-    /// 1.3 s at 4096 bits). python-paillier's float encodings of one series differ by a few
-    /// units.
-    pub max_exponent_spread: u32,
     /// Assumed bound on fresh readings: |mantissa| < 2^reading_mantissa_bits. Result packing
-    /// derives every slot's width from it (see [`crate::packing`]).
+    /// derives every slot's width from it, or from the metric's declared range where that is
+    /// tighter ([`crate::study::Metric::reading_bound`]; see [`crate::packing`]).
     pub reading_mantissa_bits: u32,
     /// Most work one message may cost, in units of one honest submission at the study's key
     /// size (`participant.key_bits`): see `worker::cost`. Estimated from public data (modulus
@@ -343,6 +445,13 @@ impl Settings {
         if self.broker.reconnect_timeout.is_zero() {
             return invalid("broker.reconnect_timeout", "must be longer than 0s");
         }
+        if self.broker.tls.client_cert.is_some() != self.broker.tls.client_key.is_some() {
+            return invalid(
+                "broker.tls.client_cert",
+                "broker.tls.client_cert and broker.tls.client_key go together: set both or neither",
+            );
+        }
+        self.broker.transport()?;
         if self.topology.delivery_limit < 1 {
             return invalid(
                 "topology.delivery_limit",
@@ -465,6 +574,19 @@ mod opt_duration {
     }
 }
 
+/// Serde helpers for an optional path; an empty string also means "none" (so that an
+/// environment variable can unset a path a file set).
+mod opt_path {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        Ok(text.filter(|t| !t.trim().is_empty()).map(PathBuf::from))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +661,101 @@ mod tests {
         assert_eq!(s.limits.key_bits_min, MIN_KEY_BITS);
         let s = load("limits.key_bits_max", "8192").unwrap();
         assert_eq!(s.limits.key_bits_max, paillier::json::MAX_KEY_BITS);
+    }
+
+    fn load_with(overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&LoadOptions {
+            ignore_environment: true,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..LoadOptions::default()
+        })
+    }
+
+    #[test]
+    fn plain_amqp_to_loopback_is_allowed() {
+        for url in [
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "amqp://guest:guest@127.8.9.10:5672/%2f",
+            "amqp://guest:guest@localhost:5672/%2f",
+            "amqp://guest:guest@LOCALHOST/%2f",
+            "amqp://guest:guest@[::1]:5672/%2f",
+        ] {
+            let s = load_with(&[("broker.url", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                s.broker.transport().unwrap(),
+                Transport::LoopbackPlaintext,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_amqp_to_another_host_is_refused_naming_the_setting() {
+        for url in [
+            "amqp://guest:secret@rabbitmq:5672/%2f",
+            "amqp://guest:secret@10.0.0.7:5672/%2f",
+            "amqp://guest:secret@[2001:db8::1]:5672/%2f",
+            "amqp://guest:secret@localhost.example.org/%2f",
+            "amqp://guest:secret@128.0.0.1/%2f",
+        ] {
+            let err = load_with(&[("broker.url", url)])
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"))
+                .to_string();
+            assert!(
+                err.contains("broker.allow_insecure_plaintext"),
+                "{url}: {err}"
+            );
+            assert!(err.contains("amqps://"), "{url}: {err}");
+            assert!(!err.contains("secret"), "the password leaked: {err}");
+            assert!(!err.contains('\n'), "not one line: {err}");
+        }
+    }
+
+    #[test]
+    fn plain_amqp_to_another_host_is_allowed_when_explicitly_insecure() {
+        let s = load_with(&[
+            ("broker.url", "amqp://guest:guest@rabbitmq:5672/%2f"),
+            ("broker.allow_insecure_plaintext", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.broker.transport().unwrap(), Transport::InsecurePlaintext);
+    }
+
+    #[test]
+    fn amqps_to_any_host_is_tls() {
+        let s = load_with(&[
+            ("broker.url", "amqps://guest:guest@rabbitmq:5671/%2f"),
+            ("broker.tls.ca_file", "/etc/ca.pem"),
+            ("broker.tls.client_cert", "/etc/client.pem"),
+            ("broker.tls.client_key", "/etc/client.key"),
+        ])
+        .unwrap();
+        assert_eq!(s.broker.transport().unwrap(), Transport::Tls);
+        assert_eq!(s.broker.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(!s.broker.allow_insecure_plaintext);
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_be_used_are_refused() {
+        let err = load_with(&[
+            ("broker.url", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            ("broker.tls.ca_file", "/etc/ca.pem"),
+        ])
+        .expect_err("TLS files with a plain URL");
+        assert!(err.to_string().contains("broker.tls"), "{err}");
+        let err = load_with(&[
+            ("broker.url", "amqps://127.0.0.1:5671/%2f"),
+            ("broker.tls.client_cert", "/etc/client.pem"),
+        ])
+        .expect_err("a certificate without its key");
+        assert!(err.to_string().contains("broker.tls.client_key"), "{err}");
+        // An empty value (e.g. from the environment) means "not set".
+        let s = load_with(&[("broker.tls.ca_file", "")]).unwrap();
+        assert!(s.broker.tls.ca_file.is_none());
     }
 
     #[test]

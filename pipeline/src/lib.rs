@@ -1,8 +1,10 @@
 //! # pipeline
 //!
 //! What the producer, the worker and the consumer must agree on, in one library: the wire
-//! messages, the queue topology, the configuration, the study's computation, the key store and the
-//! broker connection. The binaries are thin shells around it (command line, logging, exit codes).
+//! messages, the queue topology and its names, the configuration, the study's computation and
+//! packing, the participant id, the broker connection and logging. What only the participant side
+//! needs (connection that reconnects, publishing, result streams, key store, journal, progress,
+//! command-line flags) is the `participant` crate, which `producer` and `consumer` are built on.
 //!
 //! ## The flow
 //! ```text
@@ -22,6 +24,7 @@
 //!   variables and command-line overrides.
 //! - [`study`]: the study's metrics and outputs (`scale`, `sum`, `mean`, `weighted_sum`, `random_scale`), their
 //!   validation, and their evaluation on ciphertexts and, as a reference, on plain numbers.
+//! - [`published`]: the study as JSON for participant-facing pages (`producer study-json`).
 //! - [`packing`]: a submission's outputs packed into one plaintext (bounds, layout, Horner
 //!   packing with public operations, checked unpacking), so results cost one re-randomisation
 //!   and one decryption instead of one per output.
@@ -30,13 +33,10 @@
 //! - [`participant`]: [`participant::ParticipantId`], the one user string that
 //!   becomes part of queue and file names.
 //! - [`topology`]: exchange and queue names and their idempotent declaration.
+//! - [`amqp_name`]: [`AmqpName`](amqp_name::AmqpName), the one checked type for queue names,
+//!   routing keys, consumer tags and message ids (AMQP short strings).
 //! - [`broker`]: connecting (named connections, retries, automatic recovery) and the
 //!   [`ConfirmedPublisher`](broker::ConfirmedPublisher).
-//! - [`keystore`]: participants' keys in python-paillier's JWK format, private files 0600.
-//! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
-//! - [`client`]: the participant side: submit readings, fetch and decrypt results.
-//! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
-//! - [`progress`]: progress bar or plain progress lines for the bulk commands.
 //! - [`logging`]: tracing setup shared by the binaries.
 //!
 //! ## Delivery guarantees
@@ -45,17 +45,14 @@
 //! dead-letter copy). A crash or reconnect may therefore produce a duplicate result, which the
 //! consumer recognises by submission id and shows once.
 
+pub mod amqp_name;
 pub mod broker;
-pub mod cli;
-pub mod client;
 pub mod config;
-pub mod journal;
-pub mod keystore;
 pub mod logging;
 pub mod messages;
 pub mod packing;
 pub mod participant;
-pub mod progress;
+pub mod published;
 pub mod study;
 pub mod topology;
 

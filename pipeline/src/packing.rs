@@ -20,12 +20,13 @@
 //! `m_i = ((D(c) >> offset_i) mod 2^width_i) - bias_i`, value `= m_i · 16^exponent_i`.
 //!
 //! The bounds are sound consequences of one assumption on the readings (their mantissas are
-//! below 2^`reading_mantissa_bits`) that the worker cannot check. A result computed from readings
+//! within their metric's declared range, or below 2^`reading_mantissa_bits` where that is
+//! tighter: [`crate::study::Metric::reading_bound`]) that the worker cannot check. A result computed from readings
 //! that break it is **detected** at unpacking, not made impossible: [`unpack`] refuses a slot
 //! outside `1..=2·bias - 1` and [`check_unused_bits`] refuses a plaintext with bits set above its
 //! highest slot; a result is shown only if every check passes. Detection is certain whenever
 //! every output stays below 2^`GUARD_BITS` times its bound, which holds when every reading's
-//! mantissa is below 2^(`reading_mantissa_bits` + `GUARD_BITS` - 1) (outputs are linear in the
+//! mantissa is below 2^(`GUARD_BITS` - 1) times its own bound (outputs are linear in the
 //! readings): honest slots never carry or borrow, so the lowest offending slot reads its own
 //! `t` directly (or `2^width + t` after a borrow from above when `t < 0`), and `2^width >
 //! 2^GUARD_BITS · 2·bias` puts that reading at or above `2·bias`, or at 0; if it is the highest

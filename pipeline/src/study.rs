@@ -16,10 +16,13 @@
 //! encrypted mantissa ([`Bounded`]), which is what lets [`crate::packing`] put several results in
 //! one plaintext. The bounds follow from one assumption on the readings, and from the public
 //! parts of every operation (exponents, series lengths, the encoded constants):
-//! - a fresh reading's mantissa is below 2^`reading_mantissa_bits` in absolute value
-//!   (`[limits] reading_mantissa_bits`, default 64). python-paillier and this project encode an
-//!   f64 with a mantissa below 2^57 (53 significant bits, shifted by at most 3 more to reach
-//!   a multiple of 4), and an integer as itself, so 64 covers every f64 and every i64 reading;
+//! - a fresh reading at its metric's exponent has a mantissa of at most the metric's declared
+//!   bound, max(|min|, |max|) · 16^-exponent ([`Metric::reading_bound`]): the producer refuses
+//!   readings outside the range, and the worker refuses readings at any other exponent. Where
+//!   `[limits] reading_mantissa_bits` (default 64) is tighter, 2^that - 1 is the bound instead;
+//!   it is also the bound of a reading at any other exponent (only direct callers of
+//!   [`Study::evaluate_encrypted`] can pass one: python-paillier's float encoding gives an f64 a
+//!   mantissa below 2^57, so 64 covers every f64 and every i64 reading);
 //! - lowering an exponent by d multiplies the mantissa, hence the bound, by 16^d;
 //! - a sum's bound is the sum of its (aligned) operands' bounds;
 //! - multiplying by an encoded constant multiplies the bound by |the constant's mantissa|
@@ -34,7 +37,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use num_bigint::BigUint;
 use num_traits::One;
-use paillier::{EncodedNumber, EncryptedNumber};
+use paillier::{EncodedNumber, EncryptedNumber, PublicKey};
 use rand::{CryptoRng, RngExt};
 use serde::Deserialize;
 use thiserror::Error;
@@ -86,6 +89,40 @@ pub enum StudyError {
         /// "factor", "weight" or "offset".
         what: &'static str,
     },
+    /// A metric's precision is not a finite number above 0.
+    #[error("metric {metric:?}: precision must be a finite number above 0, got {precision}")]
+    BadPrecision {
+        /// Metric name.
+        metric: String,
+        /// The configured precision.
+        precision: f64,
+    },
+    /// A metric's plausible range is not finite or empty (it needs min < max).
+    #[error(
+        "metric {metric:?}: the plausible range needs finite min < max, got min = {min}, max = {max}"
+    )]
+    BadMetricRange {
+        /// Metric name.
+        metric: String,
+        /// Configured lower end.
+        min: f64,
+        /// Configured upper end.
+        max: f64,
+    },
+    /// A metric's range and precision need mantissas of more than [`MAX_METRIC_MANTISSA_BITS`]
+    /// bits: more steps than an f64 reading can tell apart, and more than the worker's bound.
+    #[error(
+        "metric {metric:?}: a range up to {magnitude} at precision {precision} needs mantissas above 2^{max_bits}; use a coarser precision or a narrower range",
+        max_bits = MAX_METRIC_MANTISSA_BITS
+    )]
+    MetricTooFine {
+        /// Metric name.
+        metric: String,
+        /// max(|min|, |max|).
+        magnitude: f64,
+        /// The configured precision.
+        precision: f64,
+    },
     /// A `random_scale` range that is empty or includes factors below 1.
     #[error("output {output:?}: random_scale needs 1 <= min <= max <= {max_allowed}, got {min}..={max}", max_allowed = MAX_RANDOM_FACTOR)]
     BadRange {
@@ -101,6 +138,52 @@ pub enum StudyError {
 /// Largest factor a `random_scale` output may draw (2^32): a larger one would only widen the
 /// result's bound without making the computation more useful.
 pub const MAX_RANDOM_FACTOR: i64 = 1 << 32;
+
+/// A metric's mantissa bound (max(|min|, |max|) · 16^-exponent) must stay below 2^this: an
+/// f64 reading has 53 significant bits, so finer steps would only encode rounding noise, and
+/// every encoding then fits the smallest key the worker accepts and an i64.
+pub const MAX_METRIC_MANTISSA_BITS: u32 = 63;
+
+/// A reading the producer refuses to encode: checked before anything is encrypted.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ReadingError {
+    /// A metric the study does not define.
+    #[error("unknown metric {0:?}")]
+    UnknownMetric(String),
+    /// NaN or infinite.
+    #[error("{metric} = {value}: not a finite number")]
+    NonFinite {
+        /// Metric name.
+        metric: String,
+        /// The value given.
+        value: f64,
+    },
+    /// Outside the metric's declared plausible range.
+    #[error(
+        "{metric} = {value} {unit} is outside the study's plausible range {min}..={max} {unit}; nothing was encrypted"
+    )]
+    OutOfRange {
+        /// Metric name.
+        metric: String,
+        /// The value given.
+        value: f64,
+        /// Lower end of the range.
+        min: f64,
+        /// Upper end of the range.
+        max: f64,
+        /// The metric's unit.
+        unit: String,
+    },
+    /// The encoding does not fit the key, or encryption refused it.
+    #[error("encoding {metric}: {source}")]
+    Paillier {
+        /// Metric name.
+        metric: String,
+        /// What the arithmetic refused.
+        #[source]
+        source: paillier::Error,
+    },
+}
 
 /// Why an output could not be computed from a submission's ciphertexts.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -124,6 +207,11 @@ pub struct Study {
 }
 
 /// A measured quantity.
+///
+/// Every reading of a metric is encoded at the metric's one exponent ([`Metric::exponent`],
+/// from `precision`): the exponent travels in clear, so an exponent that followed the value's
+/// size (python-paillier's float encoding) would tell the institute a coarse bucket of every
+/// reading. A fixed exponent tells it nothing but the study's configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metric {
@@ -131,6 +219,152 @@ pub struct Metric {
     pub name: String,
     /// Unit readings are given in.
     pub unit: String,
+    /// Finest step a reading is kept to, in the metric's unit (e.g. 0.0001): the encoding
+    /// exponent is floor(log16(precision)), as python-paillier's `encode(..., precision=)`.
+    pub precision: f64,
+    /// Lowest plausible reading; the producer refuses lower ones before encrypting.
+    pub min: f64,
+    /// Highest plausible reading; the producer refuses higher ones before encrypting.
+    pub max: f64,
+}
+
+/// floor(log16(precision)) for a finite `precision > 0`, computed exactly from the f64's
+/// binary exponent: floor(log16(x)) = floor(floor(log2(x)) / 4). (`floor(ln(x) / ln(16))`, what
+/// python-paillier computes, is off by one at some exact powers of 16, e.g. 16^-31.)
+pub fn precision_exponent(precision: f64) -> Option<i32> {
+    if !(precision.is_finite() && precision > 0.0) {
+        return None;
+    }
+    let bits = precision.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let floor_log2 = if biased == 0 {
+        // Subnormal: the leading one sits inside the fraction field.
+        let fraction = bits & ((1u64 << 52) - 1);
+        -1074 + (63 - fraction.leading_zeros() as i32)
+    } else {
+        biased - 1023
+    };
+    Some(floor_log2.div_euclid(4))
+}
+
+/// `value · 16^-exponent`, exactly unless it overflows: multiplying by a power of two only
+/// changes the f64's exponent. Done in steps so that 2^k itself never overflows; the steps move
+/// monotonically from `value` to the result, so no intermediate rounds.
+fn scale_by_16_pow_neg(value: f64, exponent: i32) -> f64 {
+    let mut shift = -4 * i64::from(exponent);
+    let mut scaled = value;
+    while shift != 0 {
+        let step = shift.clamp(-1000, 1000);
+        scaled *= 2f64.powi(step as i32);
+        shift -= step;
+    }
+    scaled
+}
+
+impl Metric {
+    /// The encoding exponent of every reading of this metric: floor(log16(precision)). The
+    /// study must be validated (a valid precision always has one).
+    pub fn exponent(&self) -> i32 {
+        precision_exponent(self.precision).expect("a validated metric has a positive precision")
+    }
+
+    /// max(|min|, |max|) · 16^-exponent, rounded up: no in-range reading's mantissa exceeds it.
+    pub fn mantissa_bound(&self) -> BigUint {
+        let magnitude = self.min.abs().max(self.max.abs());
+        let bound = scale_by_16_pow_neg(magnitude, self.exponent()).ceil();
+        // Validated below 2^63, so exact as an integer.
+        BigUint::from(bound as u64)
+    }
+
+    /// The bound worker and packing assume for a reading of this metric at its exponent: the
+    /// declared range's, or 2^`reading_mantissa_bits` - 1 where that is tighter.
+    pub fn reading_bound(&self, reading_mantissa_bits: u32) -> BigUint {
+        let assumed = (BigUint::one() << reading_mantissa_bits) - 1u32;
+        assumed.min(self.mantissa_bound())
+    }
+
+    /// The value a reading is encoded as: `value` rounded to the metric's step 16^exponent
+    /// (what a participant gets back from a `mean` of that one reading). For references in
+    /// tests and for telling users what precision is kept.
+    pub fn rounded(&self, value: f64) -> f64 {
+        let exponent = self.exponent();
+        scale_by_16_pow_neg(
+            scale_by_16_pow_neg(value, exponent).round_ties_even(),
+            -exponent,
+        )
+    }
+
+    /// Checks a reading against the metric's range (and finiteness) without encoding it.
+    pub fn check_reading(&self, value: f64) -> Result<(), ReadingError> {
+        if !value.is_finite() {
+            return Err(ReadingError::NonFinite {
+                metric: self.name.clone(),
+                value,
+            });
+        }
+        if !(self.min..=self.max).contains(&value) {
+            return Err(ReadingError::OutOfRange {
+                metric: self.name.clone(),
+                value,
+                min: self.min,
+                max: self.max,
+                unit: self.unit.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes a reading at exactly the metric's exponent, mantissa = round(value ·
+    /// 16^-exponent) half to even: what python-paillier's `EncodedNumber.encode(key, value,
+    /// precision=self.precision)` gives. Refuses a non-finite or out-of-range value.
+    pub fn encode(&self, key: &PublicKey, value: f64) -> Result<EncodedNumber, ReadingError> {
+        self.check_reading(value)?;
+        let exponent = self.exponent();
+        // In range, so |scaled| <= the mantissa bound < 2^63: the rounded value is an exact i64.
+        let mantissa = scale_by_16_pow_neg(value, exponent).round_ties_even() as i64;
+        let paillier_error = |source| ReadingError::Paillier {
+            metric: self.name.clone(),
+            source,
+        };
+        let magnitude = BigUint::from(mantissa.unsigned_abs());
+        if &magnitude > key.max_int() {
+            return Err(paillier_error(paillier::Error::EncodingOverflow));
+        }
+        // The mantissa modulo n: negative values wrap to n - |mantissa| (|mantissa| <= max_int < n).
+        let encoding = if mantissa < 0 {
+            key.n() - magnitude
+        } else {
+            magnitude
+        };
+        EncodedNumber::from_parts(key.clone(), encoding, exponent).map_err(paillier_error)
+    }
+
+    fn validate(&self) -> Result<(), StudyError> {
+        if precision_exponent(self.precision).is_none() {
+            return Err(StudyError::BadPrecision {
+                metric: self.name.clone(),
+                precision: self.precision,
+            });
+        }
+        if !(self.min.is_finite() && self.max.is_finite() && self.min < self.max) {
+            return Err(StudyError::BadMetricRange {
+                metric: self.name.clone(),
+                min: self.min,
+                max: self.max,
+            });
+        }
+        let magnitude = self.min.abs().max(self.max.abs());
+        let scaled = scale_by_16_pow_neg(magnitude, self.exponent());
+        // An overflow to infinity is refused too (never NaN: the scaling is by finite powers of 2).
+        if scaled.ceil() >= 2f64.powi(MAX_METRIC_MANTISSA_BITS as i32) {
+            return Err(StudyError::MetricTooFine {
+                metric: self.name.clone(),
+                magnitude,
+                precision: self.precision,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One computed output.
@@ -425,6 +659,7 @@ impl Study {
                     name: metric.name.clone(),
                 });
             }
+            metric.validate()?;
         }
         let mut outputs = HashSet::new();
         for output in &self.outputs {
@@ -494,6 +729,29 @@ impl Study {
         self.metrics.iter().find(|m| m.name == name)
     }
 
+    /// Encodes a reading of `metric` at the metric's exponent ([`Metric::encode`]): the one
+    /// function every producer encodes readings with.
+    pub fn encode_reading(
+        &self,
+        key: &PublicKey,
+        metric: &str,
+        value: f64,
+    ) -> Result<EncodedNumber, ReadingError> {
+        self.metric(metric)
+            .ok_or_else(|| ReadingError::UnknownMetric(metric.to_owned()))?
+            .encode(key, value)
+    }
+
+    /// The bound on a fresh reading's mantissa the worker assumes: the metric's declared range
+    /// ([`Metric::reading_bound`]) for a reading at the metric's exponent (the worker refuses
+    /// any other in submissions), else 2^`reading_mantissa_bits` - 1.
+    fn reading_bound(&self, metric: &str, exponent: i32, reading_mantissa_bits: u32) -> BigUint {
+        match self.metric(metric) {
+            Some(m) if m.exponent() == exponent => m.reading_bound(reading_mantissa_bits),
+            _ => (BigUint::one() << reading_mantissa_bits) - 1u32,
+        }
+    }
+
     /// Unit shown for `output`: its own, else (sum, mean, random_scale) its metric's, else empty.
     pub fn unit_of(&self, output: &Output) -> String {
         if let Some(unit) = &output.unit {
@@ -508,6 +766,26 @@ impl Study {
                 .unwrap_or_default(),
             _ => String::new(),
         }
+    }
+
+    /// The readings as the producer encodes them: each rounded to its metric's step
+    /// ([`Metric::rounded`]); metrics the study does not define are left as they are. Evaluate
+    /// these with [`Study::evaluate_plain`] to get exactly what the worker computes from a
+    /// producer's submission.
+    pub fn rounded_readings(
+        &self,
+        readings: &BTreeMap<String, Vec<f64>>,
+    ) -> BTreeMap<String, Vec<f64>> {
+        readings
+            .iter()
+            .map(|(name, series)| {
+                let series = match self.metric(name) {
+                    Some(metric) => series.iter().map(|v| metric.rounded(*v)).collect(),
+                    None => series.clone(),
+                };
+                (name.clone(), series)
+            })
+            .collect()
     }
 
     /// Evaluates the study on plain readings: the reference for what the worker computes.
@@ -552,8 +830,8 @@ impl Study {
     }
 
     /// Evaluates the study on a submission's ciphertexts (all under one key), tracking a bound
-    /// for every value from the assumption that readings' mantissas are below
-    /// 2^`reading_mantissa_bits`. Each metric's series is summed once (ciphertext additions are
+    /// for every value from each reading's bound (its metric's declared range when it carries
+    /// the metric's exponent, capped at 2^`reading_mantissa_bits` - 1). Each metric's series is summed once (ciphertext additions are
     /// cheap); every output then costs one scalar multiplication per metric it uses (the mean
     /// is the sum times the encoding of 1/len). `rng` draws the `random_scale` factors: pass a
     /// CSPRNG (`rand::rng()`); the factors never leave the worker.
@@ -565,12 +843,16 @@ impl Study {
     ) -> Result<Evaluation<Bounded>, EvaluationError> {
         let mut sums: BTreeMap<&str, (Bounded, usize)> = BTreeMap::new();
         for (metric, series) in readings {
+            let reading = |value: &EncryptedNumber| Bounded {
+                bound: self.reading_bound(metric, value.exponent(), reading_mantissa_bits),
+                value: value.clone(),
+            };
             let mut iter = series.iter();
             let Some(first) = iter.next() else { continue };
-            let mut total = Bounded::reading(first.clone(), reading_mantissa_bits);
+            let mut total = reading(first);
             for next in iter {
                 total = total
-                    .add(&Bounded::reading(next.clone(), reading_mantissa_bits))
+                    .add(&reading(next))
                     .map_err(|source| EvaluationError {
                         output: format!("(sum of {metric})"),
                         source,
@@ -652,7 +934,7 @@ mod tests {
 
     fn study(toml_outputs: &str) -> Result<Study, String> {
         let text = format!(
-            "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\n[[metrics]]\nname = \"cholesterol\"\nunit = \"mmol/L\"\n{toml_outputs}"
+            "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\nprecision = 0.0001\nmin = 0.0\nmax = 150.0\n[[metrics]]\nname = \"cholesterol\"\nunit = \"mmol/L\"\nprecision = 0.0001\nmin = 0.0\nmax = 50.0\n{toml_outputs}"
         );
         config::Config::builder()
             .add_source(config::File::from_str(&text, config::FileFormat::Toml))
@@ -804,5 +1086,143 @@ mod tests {
         assert!(e.skipped.contains(&"risk_score".to_owned()));
         assert!(e.skipped.contains(&"cholesterol_mean".to_owned()));
         assert!(e.outputs.iter().any(|o| o.name == "glucose_mean"));
+    }
+
+    fn metric(precision: f64, min: f64, max: f64) -> Metric {
+        Metric {
+            name: "glucose".into(),
+            unit: "mmol/L".into(),
+            precision,
+            min,
+            max,
+        }
+    }
+
+    #[test]
+    fn the_exponent_is_floor_log16_of_the_precision_exactly() {
+        assert_eq!(precision_exponent(0.0001), Some(-4));
+        assert_eq!(precision_exponent(0.001), Some(-3));
+        assert_eq!(precision_exponent(0.01), Some(-2));
+        assert_eq!(precision_exponent(1.0), Some(0));
+        assert_eq!(precision_exponent(15.99), Some(0));
+        assert_eq!(precision_exponent(16.0), Some(1));
+        // Exact powers of 16 and their neighbours, over the whole f64 range (subnormals
+        // included): ln(p) / ln(16) is off by one at some of these, e.g. 16^-31.
+        for k in -268..=255i32 {
+            let power = scale_by_16_pow_neg(1.0, -k);
+            assert!(power > 0.0 && power.is_finite(), "16^{k}");
+            assert_eq!(precision_exponent(power), Some(k), "16^{k}");
+            let below = f64::from_bits(power.to_bits() - 1);
+            assert_eq!(precision_exponent(below), Some(k - 1), "just below 16^{k}");
+            if k < 255 {
+                let above = f64::from_bits(power.to_bits() + 1);
+                assert_eq!(precision_exponent(above), Some(k), "just above 16^{k}");
+            }
+        }
+        assert_eq!(precision_exponent(f64::from_bits(1)), Some(-269)); // 2^-1074
+        assert_eq!(precision_exponent(f64::MAX), Some(255));
+        for bad in [0.0, -0.0001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(precision_exponent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn precision_and_range_are_required_and_checked() {
+        let cases = [
+            (
+                metric(0.0, 0.0, 1.0),
+                "precision must be a finite number above 0",
+            ),
+            (metric(-1.0, 0.0, 1.0), "got -1"),
+            (metric(f64::NAN, 0.0, 1.0), "precision must be"),
+            (metric(0.1, 1.0, 1.0), "min < max, got min = 1, max = 1"),
+            (metric(0.1, 2.0, 1.0), "min < max"),
+            (metric(0.1, f64::NEG_INFINITY, 1.0), "finite min < max"),
+            (metric(0.1, 0.0, f64::NAN), "finite min < max"),
+            (metric(1e-12, 0.0, 1e8), "needs mantissas above 2^63"),
+        ];
+        for (m, expected) in cases {
+            let s = Study {
+                metrics: vec![m],
+                outputs: vec![Output {
+                    name: "x".into(),
+                    unit: None,
+                    kind: OutputKind::Sum {
+                        metric: "glucose".into(),
+                    },
+                }],
+            };
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
+        let err = config::Config::builder()
+            .add_source(config::File::from_str(
+                "[[metrics]]\nname = \"glucose\"\nunit = \"mmol/L\"\nmin = 0.0\nmax = 1.0\n[[outputs]]\nname = \"x\"\nkind = \"sum\"\nmetric = \"glucose\"\n",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(|c| c.try_deserialize::<Study>())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("precision"), "{err}");
+    }
+
+    #[test]
+    fn readings_are_encoded_at_the_metrics_exponent_with_python_paillier_rounding() {
+        let key = paillier::PrivateKey::generate_insecure_for_tests(256);
+        let pk = key.public_key();
+        let m = metric(0.0001, -10.0, 150.0);
+        let mantissa = |v: f64| {
+            let encoded = m.encode(pk, v).unwrap();
+            assert_eq!(encoded.exponent(), -4, "{v}");
+            pk.decode(&encoded).unwrap().mantissa().clone()
+        };
+        assert_eq!(mantissa(1.2), num_bigint::BigInt::from(78643)); // 1.2 · 65536 = 78643.2
+        assert_eq!(mantissa(33.0), num_bigint::BigInt::from(33 * 65536));
+        assert_eq!(mantissa(-2.5), num_bigint::BigInt::from(-163840));
+        assert_eq!(mantissa(0.0), num_bigint::BigInt::from(0));
+        // Exactly half a step rounds to even, as Python's round().
+        assert_eq!(mantissa(0.5 / 65536.0), num_bigint::BigInt::from(0));
+        assert_eq!(mantissa(1.5 / 65536.0), num_bigint::BigInt::from(2));
+        assert_eq!(mantissa(-1.5 / 65536.0), num_bigint::BigInt::from(-2));
+        assert_eq!(m.rounded(1.2), 78643.0 / 65536.0);
+        // The range is inclusive.
+        assert_eq!(mantissa(150.0), num_bigint::BigInt::from(150 * 65536));
+        assert_eq!(m.mantissa_bound(), BigUint::from(150u32 * 65536));
+    }
+
+    #[test]
+    fn out_of_range_and_non_finite_readings_are_refused_with_a_typed_error() {
+        let key = paillier::PrivateKey::generate_insecure_for_tests(256);
+        let s = crate::config::Settings::defaults().study;
+        let err = s
+            .encode_reading(key.public_key(), "glucose", 150.5)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ReadingError::OutOfRange {
+                metric: "glucose".into(),
+                value: 150.5,
+                min: 0.0,
+                max: 150.0,
+                unit: "mmol/L".into(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "glucose = 150.5 mmol/L is outside the study's plausible range 0..=150 mmol/L; nothing was encrypted"
+        );
+        assert!(matches!(
+            s.encode_reading(key.public_key(), "cholesterol", -0.1),
+            Err(ReadingError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            s.encode_reading(key.public_key(), "glucose", f64::NAN),
+            Err(ReadingError::NonFinite { .. })
+        ));
+        assert_eq!(
+            s.encode_reading(key.public_key(), "weight", 80.0),
+            Err(ReadingError::UnknownMetric("weight".into()))
+        );
     }
 }

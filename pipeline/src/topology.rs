@@ -20,19 +20,20 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 use thiserror::Error;
 
+use crate::amqp_name::{AmqpName, AmqpNameError, NameKind};
 use crate::config::{ReplyQueueSettings, TopologySettings};
 use crate::participant::ParticipantId;
 
 /// A declaration the broker refused.
 #[derive(Debug, Error)]
 pub enum TopologyError {
-    /// A name is longer than AMQP's 255 bytes.
-    #[error("name {0:?} is too long for AMQP (255 bytes)")]
-    NameTooLong(String),
+    /// A name AMQP cannot carry (too long, or empty).
+    #[error(transparent)]
+    Name(#[from] AmqpNameError),
     /// The broker refused a declaration; with `PRECONDITION_FAILED` the object exists with other
     /// arguments (delete it, or keep its previous settings).
     #[error("declaring {what} {name:?}: {source}")]
@@ -191,13 +192,16 @@ impl Topology {
     /// Deletes every shared exchange and queue (tests and teardown scripts; never the binaries).
     pub async fn delete(&self, ch: &Channel) -> Result<(), TopologyError> {
         for q in [&self.work_queue, &self.dead_queue, &self.unroutable_queue] {
-            ch.queue_delete(short_name(q)?, QueueDeleteOptions::default())
-                .await
-                .map_err(|source| TopologyError::Declare {
-                    what: "deleting queue",
-                    name: q.clone(),
-                    source,
-                })?;
+            ch.queue_delete(
+                checked(NameKind::Queue, q)?.into(),
+                QueueDeleteOptions::default(),
+            )
+            .await
+            .map_err(|source| TopologyError::Declare {
+                what: "deleting queue",
+                name: q.clone(),
+                source,
+            })?;
         }
         for e in [
             &self.readings_exchange,
@@ -205,13 +209,16 @@ impl Topology {
             &self.unroutable_exchange,
             &self.dead_exchange,
         ] {
-            ch.exchange_delete(short_name(e)?, ExchangeDeleteOptions::default())
-                .await
-                .map_err(|source| TopologyError::Declare {
-                    what: "deleting exchange",
-                    name: e.clone(),
-                    source,
-                })?;
+            ch.exchange_delete(
+                checked(NameKind::Exchange, e)?.into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+            .map_err(|source| TopologyError::Declare {
+                what: "deleting exchange",
+                name: e.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -296,9 +303,9 @@ fn quorum_args() -> FieldTable {
     args
 }
 
-/// `name` as an AMQP short string (lapin panics on longer ones).
-pub(crate) fn short_name(name: &str) -> Result<ShortString, TopologyError> {
-    ShortString::try_new(name).map_err(|_| TopologyError::NameTooLong(name.to_owned()))
+/// `name` checked as a name of `kind` (lapin panics on a too-long one).
+fn checked(kind: NameKind, name: &str) -> Result<AmqpName, TopologyError> {
+    Ok(AmqpName::new(kind, name)?)
 }
 
 async fn exchange(
@@ -311,32 +318,41 @@ async fn exchange(
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    ch.exchange_declare(short_name(name)?, kind, options, args)
-        .await
-        .map_err(|source| TopologyError::Declare {
-            what: "exchange",
-            name: name.to_owned(),
-            source,
-        })
+    ch.exchange_declare(
+        checked(NameKind::Exchange, name)?.into(),
+        kind,
+        options,
+        args,
+    )
+    .await
+    .map_err(|source| TopologyError::Declare {
+        what: "exchange",
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// Declares a durable queue; returns the number of messages ready in it.
 async fn queue(ch: &Channel, name: &str, args: FieldTable) -> Result<u32, TopologyError> {
-    ch.queue_declare(short_name(name)?, QueueDeclareOptions::durable(), args)
-        .await
-        .map(|q| q.message_count())
-        .map_err(|source| TopologyError::Declare {
-            what: "queue",
-            name: name.to_owned(),
-            source,
-        })
+    ch.queue_declare(
+        checked(NameKind::Queue, name)?.into(),
+        QueueDeclareOptions::durable(),
+        args,
+    )
+    .await
+    .map(|q| q.message_count())
+    .map_err(|source| TopologyError::Declare {
+        what: "queue",
+        name: name.to_owned(),
+        source,
+    })
 }
 
 async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), TopologyError> {
     ch.queue_bind(
-        short_name(queue)?,
-        short_name(exchange)?,
-        short_name(key)?,
+        checked(NameKind::Queue, queue)?.into(),
+        checked(NameKind::Exchange, exchange)?.into(),
+        checked(NameKind::RoutingKey, key)?.into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )

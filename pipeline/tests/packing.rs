@@ -56,6 +56,11 @@ fn random_study(rng: &mut StdRng) -> Study {
         .map(|i| Metric {
             name: format!("m{i}"),
             unit: "u".into(),
+            // The readings below are encrypted with python-paillier's float exponents, not
+            // this one: their bounds come from READING_BITS, as for any foreign exponent.
+            precision: 1e-6,
+            min: -1e4,
+            max: 1e4,
         })
         .collect();
     let metric = |rng: &mut StdRng| format!("m{}", rng.random_range(0..3));
@@ -447,6 +452,9 @@ fn random_scale_draws_within_its_range_and_its_layout_does_not_depend_on_the_dra
         metrics: vec![Metric {
             name: "glucose".into(),
             unit: "mmol/L".into(),
+            precision: 0.0001,
+            min: 0.0,
+            max: 150.0,
         }],
         outputs: vec![Output {
             name: "glucose_x".into(),
@@ -505,4 +513,78 @@ fn bounds_follow_exponent_alignment() {
     );
     let k = key.public_key().encode_i64(-7).unwrap();
     assert_eq!(sum.mul_encoded(&k).unwrap().bound, &sum.bound * 7u32);
+}
+
+/// Readings at their metric's exponent get the declared range's bound (glucose: 150 · 16^4 <
+/// 2^24) instead of 2^64 - 1: every slot is narrower, and the result still decrypts exactly.
+#[test]
+fn readings_at_the_metrics_exponent_get_the_tighter_declared_bound() {
+    let key = key_2048();
+    let study = Settings::defaults().study;
+    let plain = BTreeMap::from([
+        ("glucose".to_owned(), vec![1.2, 33.0, 149.9]),
+        ("cholesterol".to_owned(), vec![0.6, 45.0]),
+    ]);
+    let at_metric_exponent: BTreeMap<String, Vec<EncryptedNumber>> = plain
+        .iter()
+        .map(|(m, series)| {
+            let encrypted = series
+                .iter()
+                .map(|v| {
+                    let encoded = study.encode_reading(key.public_key(), m, *v).unwrap();
+                    key.encrypt(&encoded).unwrap()
+                })
+                .collect();
+            (m.clone(), encrypted)
+        })
+        .collect();
+    let glucose = study.metric("glucose").unwrap();
+    assert_eq!(glucose.exponent(), -4);
+    assert_eq!(glucose.mantissa_bound(), BigUint::from(150u32 * 65536));
+    assert_eq!(
+        glucose.reading_bound(READING_BITS),
+        BigUint::from(150u32 * 65536)
+    );
+    // Where the configured assumption is tighter, it wins.
+    assert_eq!(glucose.reading_bound(10), BigUint::from(1023u32));
+
+    let tight = study
+        .evaluate_encrypted(&at_metric_exponent, READING_BITS, &mut rand::rng())
+        .unwrap();
+    let loose = study
+        .evaluate_encrypted(&encrypt_all(key, &plain), READING_BITS, &mut rand::rng())
+        .unwrap();
+    let sum = |e: &pipeline::study::Evaluation<Bounded>| {
+        let bounds: Vec<&BigUint> = e.outputs.iter().map(|o| &o.value.bound).collect();
+        let layout = packing::layout(&bounds, key.public_key().bits()).unwrap();
+        layout.slots.iter().map(|s| s.width).collect::<Vec<_>>()
+    };
+    let (tight_widths, loose_widths) = (sum(&tight), sum(&loose));
+    for (t, l) in tight_widths.iter().zip(&loose_widths) {
+        assert!(
+            t < l,
+            "slot widths {tight_widths:?} not all below {loose_widths:?}"
+        );
+    }
+    // glucose_sum: 3 readings of bound 150·16^4 each: bound 29,491,200, so 2·bias needs 26 bits.
+    let glucose_sum = tight
+        .outputs
+        .iter()
+        .position(|o| o.name == "glucose_sum")
+        .unwrap();
+    assert_eq!(tight_widths[glucose_sum], 26 + GUARD_BITS);
+
+    let expected = study.evaluate_plain(&plain);
+    let packed = round_trip(&ResultMessage::ok_packed("s", "p", &tight, true).unwrap());
+    assert_eq!(packed.packed.len(), 1);
+    for (got, want) in packed.decrypt(key).unwrap().iter().zip(&expected.outputs) {
+        // Readings are kept to 16^-4, so compare to that precision (times the largest factor).
+        assert!(
+            (got.value - want.value).abs() < 1e-3 * want.value.abs().max(1.0),
+            "{}: {} vs {}",
+            got.name,
+            got.value,
+            want.value
+        );
+    }
 }

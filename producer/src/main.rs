@@ -1,5 +1,8 @@
 //! `producer`: the participant's side of submitting. Creates keys (`keygen`), submits
-//! encrypted readings (`submit`) and enrolls whole cohorts (`enroll`). Each command lives in its own module under `commands/`.
+//! encrypted readings (`submit`), enrolls whole cohorts (`enroll`) and publishes the study as
+//! JSON (`study-json`). Each command lives in its own module under `commands/`; what they share
+//! with `consumer` (connection, publishing, key store, journal, progress, global flags) is the
+//! `participant` crate, the wire contract is `pipeline`.
 
 mod commands;
 
@@ -14,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    common: pipeline::cli::CommonArgs,
+    common: participant::cli::CommonArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,13 +32,16 @@ enum Command {
     /// Enroll a cohort (CSV file or synthetic): create missing keys, encrypt and publish every
     /// participant's submission; resumable through a journal of confirmed submissions.
     Enroll(commands::enroll::Args),
+    /// Print (or write to --output) the study as JSON for participant-facing pages: metrics with
+    /// their precision, fixed exponent and range, outputs with units, key size, exchange names.
+    StudyJson(commands::study_json::Args),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     pipeline::logging::init(cli.common.verbose);
-    pipeline::cli::exit_code(run(cli).await)
+    participant::cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,5 +53,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => commands::keygen::run(&settings, args).await,
         Command::Submit(args) => commands::submit::run(&settings, args).await,
         Command::Enroll(args) => commands::enroll::run(&settings, args).await,
+        Command::StudyJson(args) => commands::study_json::run(&settings, args).await,
     }
 }

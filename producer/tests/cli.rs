@@ -45,7 +45,30 @@ fn keygen_writes_a_private_key_only_its_owner_can_read_and_bad_submissions_fail(
     let again = producer(&keys, &prefix, &["keygen", "--participant", "p-cli"]);
     assert!(!again.status.success(), "a key is never overwritten");
 
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        // Outside the study's plausible range: refused before anything is encrypted.
+        (
+            &[
+                "submit",
+                "--participant",
+                "p-cli",
+                "--reading",
+                "glucose=151",
+            ],
+            "glucose = 151 mmol/L is outside the study's plausible range 0..=150 mmol/L",
+        ),
+        (
+            &[
+                "submit",
+                "--participant",
+                "p-cli",
+                "--reading",
+                "glucose=5",
+                "--reading",
+                "cholesterol=-1",
+            ],
+            "cholesterol = -1 mmol/L is outside",
+        ),
         (
             &["submit", "--participant", "p-cli", "--reading", "weight=80"],
             "unknown metric",
@@ -170,4 +193,32 @@ fn keygen_without_bits_takes_the_configured_key_size() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+#[test]
+fn study_json_writes_the_published_study_with_the_topology_prefix() {
+    let dir = temp_dir();
+    let prefix = format!("cli-{}.", uuid::Uuid::new_v4().simple());
+    let file = dir.join("study.json");
+    let out = producer(
+        &dir.join("keys"),
+        &prefix,
+        &["study-json", "--output", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let study: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(study["format"], 1);
+    assert_eq!(study["readings_exchange"], format!("{prefix}readings"));
+    assert_eq!(study["reply_queue_prefix"], format!("{prefix}results."));
+    assert_eq!(study["metrics"][0]["exponent"], -4);
+    // Without --output it goes to standard output, the same document.
+    let out = producer(&dir.join("keys"), &prefix, &["study-json"]);
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, study);
+    std::fs::remove_dir_all(dir).unwrap();
 }

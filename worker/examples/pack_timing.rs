@@ -61,7 +61,14 @@ fn main() {
         ("glucose".to_owned(), vec![5.4, 6.1]),
         ("cholesterol".to_owned(), vec![4.2]),
     ]);
-    let wire = SubmissionWire::encrypt("s-timing", &participant, &key, &readings).expect("encrypt");
+    let wire = SubmissionWire::encrypt(
+        &pipeline::Settings::defaults().study,
+        "s-timing",
+        &participant,
+        &key,
+        &readings,
+    )
+    .expect("encrypt");
     let request = Request {
         body: serde_json::to_vec(&wire).expect("serialise"),
         reply_to: Some("results.p-timing".into()),

@@ -534,6 +534,7 @@ mod tests {
         let key = PrivateKey::generate(2048).unwrap();
         let id = ParticipantId::new("p-7").unwrap();
         let wire = SubmissionWire::encrypt(
+            &Settings::defaults().study,
             "s-1",
             &id,
             &key,
@@ -563,7 +564,9 @@ mod tests {
             ("glucose".to_owned(), vec![5.4, 6.1]),
             ("cholesterol".to_owned(), vec![4.2]),
         ]);
-        let wire = SubmissionWire::encrypt("s-2", &id, &key, &readings).unwrap();
+        let wire =
+            SubmissionWire::encrypt(&Settings::defaults().study, "s-2", &id, &key, &readings)
+                .unwrap();
         let body = serde_json::to_vec(&wire).unwrap();
         let mut decrypted = Vec::new();
         for pack in [true, false] {
@@ -586,7 +589,10 @@ mod tests {
             decrypted.push(result.decrypt(&key).unwrap());
         }
         assert_eq!(decrypted[0], decrypted[1]);
-        let expected = Settings::defaults().study.evaluate_plain(&readings);
+        // The worker computes on readings kept to their metric's step (16^-4 here).
+        let study = Settings::defaults().study;
+        let kept = study.rounded_readings(&readings);
+        let expected = study.evaluate_plain(&kept);
         for (got, want) in decrypted[0].iter().zip(&expected.outputs) {
             assert!((got.value - want.value).abs() < 1e-9, "{}", got.name);
         }
@@ -607,6 +613,7 @@ mod tests {
         let key = PrivateKey::generate(2048).unwrap();
         let bob = ParticipantId::new("bob").unwrap();
         let wire = SubmissionWire::encrypt(
+            &Settings::defaults().study,
             "s-1",
             &bob,
             &key,
@@ -691,5 +698,46 @@ mod tests {
         let outcome = p.process(&as_user("alice", body.into_bytes(), None));
         assert_eq!(rejected_kind(&outcome), "too_costly");
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_reading_at_a_foreign_exponent_is_refused_before_the_key_is_used() {
+        let p = Processor::new(&trusting());
+        let key = PrivateKey::generate(2048).unwrap();
+        let id = ParticipantId::new("p-9").unwrap();
+        let wire = SubmissionWire::encrypt(
+            &Settings::defaults().study,
+            "s-9",
+            &id,
+            &key,
+            &BTreeMap::from([("glucose".to_owned(), vec![5.4, 33.0])]),
+        )
+        .unwrap();
+        let mut hostile = serde_json::to_value(&wire).unwrap();
+        // python-paillier's float exponent for 33.0, instead of the study's -4.
+        hostile["readings"]["glucose"][1]["exponent"] = json!(-12);
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "exponent_mismatch");
+        let Outcome::Rejected {
+            error,
+            reply: Some(reply),
+        } = outcome
+        else {
+            panic!("the participant is reachable: it gets an error result")
+        };
+        assert_eq!(
+            error.to_string(),
+            "reading glucose[1] has exponent -12; this study encodes it at exponent -4 (the metric's precision; python-paillier: encode with precision=)"
+        );
+        let result: ResultMessage = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(result.error.unwrap().kind, "exponent_mismatch");
+        // Under an even modulus (refused as soon as the key is looked at) the exponent is still
+        // what is reported: it is judged first, before any arithmetic with the key.
+        hostile["public_key"]["n"] = json!("4");
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "exponent_mismatch");
+        hostile["readings"]["glucose"][1]["exponent"] = json!(-4);
+        let outcome = p.process(&request(serde_json::to_vec(&hostile).unwrap(), None));
+        assert_eq!(rejected_kind(&outcome), "invalid_public_key");
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{Harness, RunningWorker, header, json_bodies, settings, shared_key};
 use num_bigint::BigUint;
 use paillier::PrivateKey;
+use participant::{Client, readings};
 use pipeline::ParticipantId;
-use pipeline::client::{self, Client};
 use pipeline::messages::{ResultMessage, ResultStatus, SubmissionWire};
 use pipeline::study::{Output, OutputKind, Term};
 use worker::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
@@ -63,7 +63,13 @@ async fn every_computation_kind_decrypts_to_the_plaintext_result() {
         ("cholesterol".to_owned(), vec![4.2, 3.9]),
     ]);
     let key = shared_key();
-    let submission = client::encrypt_submission(&participant, key, &readings).unwrap();
+    let submission = readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        &participant,
+        key,
+        &readings,
+    )
+    .unwrap();
     let producer = Client::connect(&settings, "test-producer").await.unwrap();
     producer.submit(&submission).await.unwrap();
 
@@ -79,7 +85,9 @@ async fn every_computation_kind_decrypts_to_the_plaintext_result() {
     assert_eq!(result.status, ResultStatus::Ok, "{result:?}");
     assert_eq!(result.participant.as_deref(), Some("p-kinds"));
 
-    let expected = settings.study.evaluate_plain(&readings);
+    let expected = settings
+        .study
+        .evaluate_plain(&settings.study.rounded_readings(&readings));
     let decrypted = result.decrypt(key).unwrap();
     assert_eq!(decrypted.len(), settings.study.outputs.len());
     for (got, want) in decrypted.iter().zip(&expected.outputs) {
@@ -114,12 +122,24 @@ async fn invalid_messages_are_dead_lettered_with_the_reason_and_the_next_one_is_
     let reply_queue = harness.reply_queue(&participant).await;
     let key = shared_key();
     let readings = BTreeMap::from([("glucose".to_owned(), vec![5.0])]);
-    let valid = client::encrypt_submission(&participant, key, &readings).unwrap();
+    let valid = readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        &participant,
+        key,
+        &readings,
+    )
+    .unwrap();
 
     let malformed = br#"{"version": 1, "readings": {"glucose": [{"ciphertext": "12"#.to_vec();
     let small_key = PrivateKey::generate_insecure_for_tests(1024);
     let weak = serde_json::to_vec(
-        &client::encrypt_submission(&participant, &small_key, &readings).unwrap(),
+        &readings::encrypt_submission(
+            &pipeline::Settings::defaults().study,
+            &participant,
+            &small_key,
+            &readings,
+        )
+        .unwrap(),
     )
     .unwrap();
     let n = key.public_key().n();
@@ -235,7 +255,13 @@ async fn two_workers_share_the_work_queue() {
     let mut ids = HashSet::new();
     for i in 0..16 {
         let readings = BTreeMap::from([("glucose".to_owned(), vec![4.0 + f64::from(i) / 10.0])]);
-        let s = client::encrypt_submission(&participant, key, &readings).unwrap();
+        let s = readings::encrypt_submission(
+            &pipeline::Settings::defaults().study,
+            &participant,
+            key,
+            &readings,
+        )
+        .unwrap();
         producer.submit(&s).await.unwrap();
         ids.insert(s.submission_id);
     }
@@ -298,21 +324,43 @@ async fn a_python_client_in_the_demo_shape_gets_a_correct_demo_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_looking_submission_whose_computation_fails_is_dead_lettered_once_not_retried() {
-    let settings = settings(&[("topology.delivery_limit", "2")]);
+    let mut settings = settings(&[("topology.delivery_limit", "2")]);
+    // Readings now always carry their metric's exponent, so the failure comes from the study: a
+    // weighted sum whose terms' exponents are about 500 apart (weights 1e300 and 1e-300) needs
+    // a slot wider than a 2048-bit plaintext once aligned, every time.
+    settings.study.outputs = vec![Output {
+        name: "unpackable".into(),
+        unit: None,
+        kind: OutputKind::WeightedSum {
+            terms: vec![
+                Term {
+                    metric: "glucose".into(),
+                    weight: 1e300,
+                },
+                Term {
+                    metric: "cholesterol".into(),
+                    weight: 1e-300,
+                },
+            ],
+            offset: 0.0,
+        },
+    }];
+    settings.study.validate().unwrap();
     let mut harness = Harness::new(settings.clone()).await;
     let worker = RunningWorker::start(&settings);
     let participant = ParticipantId::new("p-poison").unwrap();
     let reply_queue = harness.reply_queue(&participant).await;
     let key = shared_key();
-    // A valid ciphertext with an extreme (but accepted) exponent: the mean's scalar product
-    // pushes the exponent out of range, every time.
-    let mut wire = client::encrypt_submission(
+    let wire = readings::encrypt_submission(
+        &settings.study,
         &participant,
         key,
-        &BTreeMap::from([("glucose".to_owned(), vec![1.0])]),
+        &BTreeMap::from([
+            ("glucose".to_owned(), vec![1.0]),
+            ("cholesterol".to_owned(), vec![1.0]),
+        ]),
     )
     .unwrap();
-    wire.readings.get_mut("glucose").unwrap()[0].exponent = -9_999;
     harness
         .publish_raw(&serde_json::to_vec(&wire).unwrap(), Some(&reply_queue))
         .await;
@@ -350,12 +398,12 @@ async fn pipelined_reply_queue_declares_answer_each_participant_in_order() {
     let settings = settings(&[]);
     let mut harness = Harness::new(settings.clone()).await;
     // More participants than declares kept in flight, so that two chunks are answered.
-    let participants: Vec<ParticipantId> = (0..client::DECLARES_IN_FLIGHT + 6)
+    let participants: Vec<ParticipantId> = (0..participant::DECLARES_IN_FLIGHT + 6)
         .map(|i| ParticipantId::new(&format!("p-declare-{i:03}")).unwrap())
         .collect();
     // A few of them already hold results (i results for participant i): the counts must come
     // back next to the right participant.
-    let holding = [1usize, 5, client::DECLARES_IN_FLIGHT + 2];
+    let holding = [1usize, 5, participant::DECLARES_IN_FLIGHT + 2];
     for &i in &holding {
         let queue = harness.reply_queue(&participants[i]).await;
         for n in 0..i {

@@ -80,8 +80,16 @@ fn seeds() -> &'static Seeds {
             ("glucose".to_owned(), vec![5.4, 6.1, 7.25]),
             ("cholesterol".to_owned(), vec![4.2]),
         ]);
-        let wire = SubmissionWire::encrypt("s-fuzz-1", &participant, &key, &readings).unwrap();
+        let wire = SubmissionWire::encrypt(
+            &pipeline::Settings::defaults().study,
+            "s-fuzz-1",
+            &participant,
+            &key,
+            &readings,
+        )
+        .unwrap();
         let big_wire = SubmissionWire::encrypt(
+            &pipeline::Settings::defaults().study,
             "s-fuzz-2",
             &participant,
             &big_key,

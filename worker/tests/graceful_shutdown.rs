@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Harness, json_bodies, settings, shared_key};
+use participant::{Client, readings};
 use pipeline::ParticipantId;
-use pipeline::client::{self, Client};
 use worker::WorkerEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,13 @@ async fn sigterm_finishes_the_deliveries_in_hand_and_exits_zero() {
     let mut ids = HashSet::new();
     for i in 0..30 {
         let readings = BTreeMap::from([("glucose".to_owned(), vec![f64::from(i)])]);
-        let s = client::encrypt_submission(&participant, shared_key(), &readings).unwrap();
+        let s = readings::encrypt_submission(
+            &pipeline::Settings::defaults().study,
+            &participant,
+            shared_key(),
+            &readings,
+        )
+        .unwrap();
         producer.submit(&s).await.unwrap();
         ids.insert(s.submission_id);
     }

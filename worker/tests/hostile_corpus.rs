@@ -18,9 +18,9 @@ use lapin::types::ShortString;
 use num_bigint::BigUint;
 use paillier::PrivateKey;
 use paillier::json::DemoPayload;
+use participant::readings;
 use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
-use pipeline::client;
 use pipeline::messages::{ResultMessage, ResultStatus};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -100,9 +100,16 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
         ("glucose".to_owned(), vec![5.4, 6.0]),
         ("cholesterol".to_owned(), vec![4.2]),
     ]);
-    let sub =
-        serde_json::to_value(client::encrypt_submission(participant, key, &readings).unwrap())
-            .unwrap();
+    let sub = serde_json::to_value(
+        readings::encrypt_submission(
+            &pipeline::Settings::defaults().study,
+            participant,
+            key,
+            &readings,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let values: Vec<_> = [10i64, 11]
         .iter()
         .map(|v| pk.encrypt_i64(*v).unwrap())
@@ -111,9 +118,16 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
     let c0 = "/readings/glucose/0/ciphertext";
     let e0 = "/readings/glucose/0/exponent";
     let small = PrivateKey::generate_insecure_for_tests(1024);
-    let small_sub =
-        serde_json::to_value(client::encrypt_submission(participant, &small, &readings).unwrap())
-            .unwrap();
+    let small_sub = serde_json::to_value(
+        readings::encrypt_submission(
+            &pipeline::Settings::defaults().study,
+            participant,
+            &small,
+            &readings,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let million_bits = odd_of_bits(1_000_000).to_string();
     let over_max = odd_of_bits(8194).to_string();
     let p = key.p().clone();
@@ -428,7 +442,8 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
             ),
             "too_many_readings",
         ),
-        // Exponents far apart: each addition would cost a full-length exponentiation.
+        // Exponents other than the metric's (the study fixes -4): refused before the key, so
+        // a series of far-apart exponents costs no exponentiation.
         case(
             "exponents alternating -255/+255 over 100 readings",
             {
@@ -445,17 +460,12 @@ fn corpus(key: &PrivateKey, participant: &ParticipantId) -> Vec<Case> {
                 );
                 to_vec(&s)
             },
-            "exponent_spread",
+            "exponent_mismatch",
         ),
         case(
-            "exponent spread 65 across metrics",
-            {
-                let mut s = sub.clone();
-                s["readings"]["glucose"][0]["exponent"] = json!(-14);
-                s["readings"]["cholesterol"][0]["exponent"] = json!(51);
-                to_vec(&s)
-            },
-            "exponent_spread",
+            "python-paillier's float exponent (-13) in one metric",
+            with(&sub, "/readings/cholesterol/0/exponent", json!(-13)),
+            "exponent_mismatch",
         ),
         // Structs written as arrays (serde's positional form): refused, one spelling only.
         case(
@@ -866,7 +876,8 @@ async fn every_hostile_message_is_dead_lettered_quickly_in_bounded_memory() {
         publish(&harness, &format!("case-{i}"), &c.body, reply_to).await;
     }
     // Valid messages after the corpus, in both formats: the worker is still serving.
-    let valid = client::encrypt_submission(
+    let valid = readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
         &participant,
         key,
         &BTreeMap::from([("glucose".to_owned(), vec![5.0])]),
@@ -1010,7 +1021,6 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
             ("PIPELINE__LIMITS__MAX_READINGS", "3"),
             ("PIPELINE__LIMITS__KEY_BITS_MIN", "1024"),
             ("PIPELINE__LIMITS__KEY_BITS_MAX", "1536"),
-            ("PIPELINE__LIMITS__MAX_EXPONENT_SPREAD", "4"),
         ],
     );
     let k1024 = PrivateKey::generate_insecure_for_tests(1024);
@@ -1018,7 +1028,8 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
     let k768 = PrivateKey::generate_insecure_for_tests(768);
     let sub = |key: &PrivateKey, glucose: Vec<f64>| {
         serde_json::to_vec(
-            &client::encrypt_submission(
+            &readings::encrypt_submission(
+                &pipeline::Settings::defaults().study,
                 &participant,
                 key,
                 &BTreeMap::from([("glucose".to_owned(), glucose)]),
@@ -1044,12 +1055,11 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
         serde_json::to_vec(&DemoPayload::new(pk, &values)).unwrap()
     };
     let outside = "outside the accepted 1024..=1536";
-    // Two readings whose exponents are `spread` apart, under an even (invalid) modulus: the
-    // spread is judged before the key.
-    let spread = |spread: i64, n: Option<&str>| {
+    // Two readings, the second at `exponent`, optionally under an even (invalid) modulus: the
+    // exponent is judged before the key.
+    let second_at = |exponent: i64, n: Option<&str>| {
         let mut v: Value = serde_json::from_slice(&sub(&k1024, vec![5.0, 6.0])).unwrap();
-        let e = v["readings"]["glucose"][0]["exponent"].as_i64().unwrap();
-        v["readings"]["glucose"][1]["exponent"] = json!(e + spread);
+        v["readings"]["glucose"][1]["exponent"] = json!(exponent);
         if let Some(n) = n {
             v["public_key"]["n"] = json!(n);
         }
@@ -1098,17 +1108,24 @@ async fn configured_limits_are_enforced_at_their_values_before_the_work_they_pro
             demo(&k1024, 4),
             Expect::Refused("too_many_readings", "limit is 3"),
         ),
-        // max_exponent_spread = 4: inclusive, judged before the key.
-        ("exponent spread 4", spread(4, None), Expect::Done),
+        // The study's glucose exponent (-4): any other is refused, before the key.
         (
-            "exponent spread 5",
-            spread(5, None),
-            Expect::Refused("exponent_spread", "span 5"),
+            "both readings at exponent -4",
+            second_at(-4, None),
+            Expect::Done,
         ),
         (
-            "exponent spread 5 under an even key",
-            spread(5, Some("4")),
-            Expect::Refused("exponent_spread", "the limit is 4"),
+            "second reading at exponent -5",
+            second_at(-5, None),
+            Expect::Refused(
+                "exponent_mismatch",
+                "glucose[1] has exponent -5; this study encodes it at exponent -4",
+            ),
+        ),
+        (
+            "second reading at exponent -3 under an even key",
+            second_at(-3, Some("4")),
+            Expect::Refused("exponent_mismatch", "at exponent -4"),
         ),
         // key_bits_min = 1024, key_bits_max = 1536: inclusive, on n's length before trial
         // division (a multiple of 3 is refused for its size, not for the factor).

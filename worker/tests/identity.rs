@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Confirmation};
 use num_bigint::BigUint;
+use participant::readings;
 use pipeline::broker::{self, ConfirmedPublisher, Outgoing, Retry};
 use pipeline::messages::ResultMessage;
-use pipeline::{ParticipantId, Settings, client};
+use pipeline::{ParticipantId, Settings};
 use test_support::{Harness, header, read_worker_events, shared_key};
 use tokio::task::JoinHandle;
 use worker::{EventSink, HEADER_KIND, HEADER_ORIGINAL_USER_ID, WorkerEvent, WorkerStats};
@@ -214,7 +215,8 @@ impl Sender {
 
 fn submission(participant: &str, value: f64) -> (String, Vec<u8>) {
     let id = ParticipantId::new(participant).unwrap();
-    let wire = client::encrypt_submission(
+    let wire = readings::encrypt_submission(
+        &Settings::defaults().study,
         &id,
         shared_key(),
         &BTreeMap::from([("glucose".to_owned(), vec![value])]),

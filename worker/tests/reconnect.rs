@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use common::{Harness, RunningWorker, settings, shared_key};
 use lapin::BasicProperties;
 use lapin::uri::AMQPUri;
+use participant::{Client, readings};
 use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
-use pipeline::client::{self, Client};
 use pipeline::config::Settings;
 use pipeline::messages::SubmissionWire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -344,7 +344,7 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
             .await
             .unwrap()
             .expect("a result from each queue");
-        assert!(!r.received.duplicate);
+        assert!(!r.duplicate);
         before.push(r);
     }
     let mut from: Vec<usize> = before.iter().map(|r| r.index).collect();
@@ -365,10 +365,7 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
     let (again, ()) = tokio::join!(stream.next(Duration::from_secs(20)), restore);
     let mut got = vec![again.unwrap().expect("a result after reconnecting")];
     for old in &before {
-        assert!(
-            !old.received.ack().await.unwrap(),
-            "an old delivery cannot be acked"
-        );
+        assert!(!old.ack().await.unwrap(), "an old delivery cannot be acked");
     }
     while got.len() < 4 {
         got.push(
@@ -381,15 +378,15 @@ async fn a_cohort_stream_consumes_every_queue_again_and_gets_the_unacked_results
     }
     let mut seen = BTreeMap::new();
     for r in &got {
-        let id = r.received.result.as_ref().unwrap().submission_id.clone();
+        let id = r.result.as_ref().unwrap().submission_id.clone();
         let expected_queue = if id == "s-new" {
             1
         } else {
             id[2..].parse().unwrap()
         };
         assert_eq!(r.index, expected_queue, "{id} came from its own queue");
-        seen.insert(id, r.received.duplicate);
-        assert!(r.received.ack().await.unwrap());
+        seen.insert(id, r.duplicate);
+        assert!(r.ack().await.unwrap());
     }
     assert_eq!(
         seen,
@@ -463,7 +460,13 @@ impl ProxiedWorker {
 
 fn submission(participant: &ParticipantId, glucose: f64) -> SubmissionWire {
     let readings = BTreeMap::from([("glucose".to_owned(), vec![glucose])]);
-    client::encrypt_submission(participant, shared_key(), &readings).unwrap()
+    readings::encrypt_submission(
+        &pipeline::Settings::defaults().study,
+        participant,
+        shared_key(),
+        &readings,
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! `bench-broker`: the broker-side half of `bench/pipeline.py`.
 //!
 //! Everything here talks AMQP with the pipeline's own client code (`pipeline::broker`,
-//! `pipeline::client`), so the figures it produces are comparable with the producer's and the
+//! `participant::Client`), so the figures it produces are comparable with the producer's and the
 //! worker's:
 //! - `capture`: take N submissions off the work queue (after `producer enroll` filled it) and keep
 //!   their bodies, one JSON document per line;
@@ -28,11 +28,12 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Consumer};
+use participant::Client;
 use pipeline::Settings;
+use pipeline::amqp_name::{AmqpName, NameKind};
 use pipeline::broker::Outgoing;
-use pipeline::client::Client;
 use pipeline::config::LoadOptions;
-use pipeline::messages::{MessageType, Properties, SubmissionWire, properties};
+use pipeline::messages::{MessageType, Properties, SubmissionWire};
 
 /// Command line of `bench-broker`.
 #[derive(Debug, Parser)]
@@ -111,8 +112,9 @@ enum Command {
     },
 }
 
-fn short(name: &str) -> anyhow::Result<ShortString> {
-    ShortString::try_new(name).map_err(|_| anyhow::anyhow!("name too long: {name}"))
+/// `name` checked as a name of `kind`, as lapin takes it.
+fn short(kind: NameKind, name: &str) -> anyhow::Result<ShortString> {
+    Ok(AmqpName::new(kind, name)?.into())
 }
 
 async fn consumer(ch: &Channel, queue: &str, prefetch: u16) -> anyhow::Result<Consumer> {
@@ -120,8 +122,11 @@ async fn consumer(ch: &Channel, queue: &str, prefetch: u16) -> anyhow::Result<Co
         .await?;
     Ok(ch
         .basic_consume(
-            short(queue)?,
-            short(&format!("bench-{}", std::process::id()))?,
+            short(NameKind::Queue, queue)?,
+            short(
+                NameKind::ConsumerTag,
+                &format!("bench-{}", std::process::id()),
+            )?,
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -142,24 +147,29 @@ async fn quorum_queue(ch: &Channel, name: &str) -> anyhow::Result<()> {
         AMQPValue::LongString("reject-publish".into()),
     );
     args.insert("x-max-length".into(), AMQPValue::LongLongInt(1_000_000));
-    ch.queue_declare(short(name)?, QueueDeclareOptions::durable(), args)
-        .await?;
+    ch.queue_declare(
+        short(NameKind::Queue, name)?,
+        QueueDeclareOptions::durable(),
+        args,
+    )
+    .await?;
     Ok(())
 }
 
-fn message(exchange: &str, key: &str, id: String, body: Vec<u8>) -> Outgoing {
-    Outgoing {
+fn message(exchange: &str, key: &str, id: String, body: Vec<u8>) -> anyhow::Result<Outgoing> {
+    Ok(Outgoing {
         exchange: exchange.to_owned(),
         routing_key: key.to_owned(),
         body,
-        properties: properties(&Properties {
+        properties: Properties {
             kind: MessageType::Submission,
             message_id: id.clone(),
             correlation_id: id,
             reply_to: None,
             app_id: "bench-broker".to_owned(),
-        }),
-    }
+        }
+        .to_amqp()?,
+    })
 }
 
 async fn capture(client: &Client, count: u64, out: PathBuf) -> anyhow::Result<()> {
@@ -214,12 +224,16 @@ async fn fill(
     if let Some(max) = sink_max_length {
         args.insert("x-max-length".into(), AMQPValue::LongLongInt(max));
     }
-    ch.queue_declare(short(&sink)?, QueueDeclareOptions::durable(), args)
-        .await?;
+    ch.queue_declare(
+        short(NameKind::Queue, &sink)?,
+        QueueDeclareOptions::durable(),
+        args,
+    )
+    .await?;
     ch.queue_bind(
-        short(&sink)?,
-        short(&topology.results_exchange)?,
-        short(&sink)?,
+        short(NameKind::Queue, &sink)?,
+        short(NameKind::Exchange, &topology.results_exchange)?,
+        short(NameKind::RoutingKey, &sink)?,
         QueueBindOptions::default(),
         FieldTable::default(),
     )
@@ -234,7 +248,7 @@ async fn fill(
                 s.submission_id = format!("{tag}-{}-{i}", std::process::id());
                 client.submission_message(&s, &sink)
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         client.publish_all(&messages).await?;
         sent += n;
         if sent % 10_000 < n {
@@ -265,7 +279,7 @@ async fn wait(client: &Client, queue: &str, count: u32, timeout: u64) -> anyhow:
     loop {
         let q = ch
             .queue_declare(
-                short(&name)?,
+                short(NameKind::Queue, &name)?,
                 QueueDeclareOptions {
                     passive: true,
                     ..QueueDeclareOptions::default()
@@ -314,7 +328,7 @@ async fn ceiling(
         let n = (count - sent).min(window);
         let msgs: Vec<Outgoing> = (sent..sent + n)
             .map(|i| message("", &a, format!("c-{i}"), body.clone()))
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         client.publish_all(&msgs).await?;
         sent += n;
     }
@@ -341,7 +355,7 @@ async fn ceiling(
             .iter()
             .enumerate()
             .map(|(j, d)| message("", &b, format!("r-{}", relayed + j), d.data.clone()))
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         client.publish_all(&msgs).await?;
         for d in &held {
             d.ack(BasicAckOptions::default()).await?;
@@ -366,7 +380,7 @@ async fn ceiling(
     let consume = started.elapsed().as_secs_f64();
     let _ = out_ch.close(200, "done".into()).await;
     for q in [&a, &b] {
-        ch.queue_delete(short(q)?, QueueDeleteOptions::default())
+        ch.queue_delete(short(NameKind::Queue, q)?, QueueDeleteOptions::default())
             .await?;
     }
     let rate = |secs: f64| count as f64 / secs.max(1e-9);
@@ -385,7 +399,7 @@ async fn delete(client: &Client, queues: &[String], exchanges: &[String]) -> any
         // A fresh channel per deletion: a failed one closes its channel.
         let ch = client.connection().create_channel().await?;
         if let Err(e) = ch
-            .queue_delete(short(q)?, QueueDeleteOptions::default())
+            .queue_delete(short(NameKind::Queue, q)?, QueueDeleteOptions::default())
             .await
         {
             eprintln!("deleting queue {q}: {e}");
@@ -394,7 +408,10 @@ async fn delete(client: &Client, queues: &[String], exchanges: &[String]) -> any
     for e in exchanges {
         let ch = client.connection().create_channel().await?;
         if let Err(err) = ch
-            .exchange_delete(short(e)?, ExchangeDeleteOptions::default())
+            .exchange_delete(
+                short(NameKind::Exchange, e)?,
+                ExchangeDeleteOptions::default(),
+            )
             .await
         {
             eprintln!("deleting exchange {e}: {err}");

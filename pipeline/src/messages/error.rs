@@ -47,17 +47,18 @@ pub enum InputError {
         /// The limit.
         max: usize,
     },
-    /// The readings' exponents are further apart than `limits.max_exponent_spread`.
-    #[error("the readings' exponents span {spread} (from {min} to {max}), the limit is {limit}")]
-    ExponentSpread {
-        /// Highest minus lowest exponent.
-        spread: i64,
-        /// Lowest exponent.
-        min: i64,
-        /// Highest exponent.
-        max: i64,
-        /// The limit.
-        limit: u32,
+    /// A reading is not encoded at its metric's exponent (the study's fixed exponent, from the
+    /// metric's `precision`): refused before the key or any ciphertext is looked at.
+    #[error(
+        "reading {location} has exponent {exponent}; this study encodes it at exponent {expected} (the metric's precision; python-paillier: encode with precision=)"
+    )]
+    ExponentMismatch {
+        /// Which reading: `glucose[0]`.
+        location: String,
+        /// The exponent it carried.
+        exponent: i64,
+        /// The metric's exponent.
+        expected: i32,
     },
     /// A reading for a metric the study does not define.
     #[error("unknown metric {0:?}")]
@@ -125,7 +126,7 @@ impl InputError {
             InputError::SubmissionId(_) => "invalid_submission_id",
             InputError::NoReadings => "no_readings",
             InputError::TooManyReadings { .. } => "too_many_readings",
-            InputError::ExponentSpread { .. } => "exponent_spread",
+            InputError::ExponentMismatch { .. } => "exponent_mismatch",
             InputError::UnknownMetric(_) => "unknown_metric",
             InputError::PublicKey(_) => "invalid_public_key",
             InputError::Ciphertext { .. } => "invalid_ciphertext",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{InputError, truncate};
 use crate::config::Limits;
 use crate::participant::ParticipantId;
-use crate::study::Study;
+use crate::study::{ReadingError, Study};
 
 /// Version of the submission format this crate writes and reads.
 pub const SUBMISSION_VERSION: u32 = 1;
@@ -109,24 +109,41 @@ pub fn valid_message_id(id: &str) -> bool {
 }
 
 impl SubmissionWire {
-    /// Encrypts `readings` (metric name -> series) with the key owner's fast path.
+    /// Encrypts `readings` (metric name -> series) with the key owner's fast path, each at its
+    /// metric's exponent ([`Study::encode_reading`]). Every reading is encoded, and so checked
+    /// against its metric's range, before the first one is encrypted.
     pub fn encrypt(
+        study: &Study,
         submission_id: &str,
         participant: &ParticipantId,
         key: &PrivateKey,
         readings: &BTreeMap<String, Vec<f64>>,
-    ) -> Result<SubmissionWire, paillier::Error> {
+    ) -> Result<SubmissionWire, ReadingError> {
+        let encoded = readings
+            .iter()
+            .map(|(metric, series)| {
+                let series = series
+                    .iter()
+                    .map(|v| study.encode_reading(key.public_key(), metric, *v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((metric, series))
+            })
+            .collect::<Result<Vec<_>, ReadingError>>()?;
         let mut encrypted = BTreeMap::new();
-        for (metric, series) in readings {
+        for (metric, series) in encoded {
             let series = series
                 .iter()
-                .map(|v| {
-                    key.encrypt_f64(*v).map(|c| ReadingWire {
+                .map(|e| {
+                    key.encrypt(e).map(|c| ReadingWire {
                         ciphertext: c.ciphertext().into(),
                         exponent: i64::from(c.exponent()),
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| ReadingError::Paillier {
+                    metric: metric.clone(),
+                    source,
+                })?;
             encrypted.insert(metric.clone(), series);
         }
         Ok(SubmissionWire {
@@ -141,7 +158,7 @@ impl SubmissionWire {
     }
 
     /// Checks everything a worker must trust before computing: version, ids, counts, metrics,
-    /// exponents (cheap checks first), then the key and every ciphertext.
+    /// exponents (each its metric's; cheap checks first), then the key and every ciphertext.
     pub fn validate(self, study: &Study, limits: &Limits) -> Result<Submission, InputError> {
         if self.version != SUBMISSION_VERSION {
             return Err(InputError::UnsupportedVersion(self.version));
@@ -163,31 +180,31 @@ impl SubmissionWire {
         if let Some(unknown) = self.readings.keys().find(|m| study.metric(m).is_none()) {
             return Err(InputError::UnknownMetric(truncate(unknown, 64)));
         }
-        // Exponents are plain integers: check their range and spread before the key, since
-        // the spread decides how much arithmetic adding the readings will cost.
-        let (mut lowest, mut highest) = (i64::MAX, i64::MIN);
+        // Exponents are plain integers: check them before the key. Each must be its metric's
+        // (the study fixes one per metric so that the exponent, which travels in clear, says
+        // nothing about the value); that also means adding a series never rescales a reading.
         for (metric, series) in &self.readings {
+            let expected = study
+                .metric(metric)
+                .expect("metrics were checked against the study above")
+                .exponent();
             for (index, reading) in series.iter().enumerate() {
                 let e = reading.exponent;
+                let location = || format!("{}[{index}]", truncate(metric, 64));
                 if e.unsigned_abs() > paillier::MAX_ABS_EXPONENT.unsigned_abs() {
                     return Err(InputError::Ciphertext {
-                        location: format!("{}[{index}]", truncate(metric, 64)),
+                        location: location(),
                         source: paillier::Error::ExponentRange(e),
                     });
                 }
-                lowest = lowest.min(e);
-                highest = highest.max(e);
+                if e != i64::from(expected) {
+                    return Err(InputError::ExponentMismatch {
+                        location: location(),
+                        exponent: e,
+                        expected,
+                    });
+                }
             }
-        }
-        // Both are within ±MAX_ABS_EXPONENT here, so the difference cannot overflow.
-        let spread = highest - lowest;
-        if spread > i64::from(limits.max_exponent_spread) {
-            return Err(InputError::ExponentSpread {
-                spread,
-                min: lowest,
-                max: highest,
-                limit: limits.max_exponent_spread,
-            });
         }
         let bounds = KeyBounds::new(limits.key_bits_min..=limits.key_bits_max);
         let public_key = PublicKey::from_n_with_bounds(self.public_key.n.0, bounds)
@@ -230,7 +247,9 @@ mod tests {
         let key = PrivateKey::generate_insecure_for_tests(256);
         let participant = ParticipantId::new("p-1").unwrap();
         let values = vec![1.0; exponents.len()];
+        let settings = Settings::defaults();
         let mut wire = SubmissionWire::encrypt(
+            &settings.study,
             "s-1",
             &participant,
             &key,
@@ -249,7 +268,7 @@ mod tests {
         if let Some(n) = n {
             wire.public_key.n = BigUintDecimal::parse(n).unwrap();
         }
-        let mut settings = Settings::defaults();
+        let mut settings = settings;
         settings.limits.key_bits_min = 128;
         (wire, settings)
     }
@@ -263,24 +282,82 @@ mod tests {
     }
 
     #[test]
-    fn the_exponent_spread_is_bounded_before_the_key_is_looked_at() {
-        assert_eq!(kind(&[-13, 51, 0], None), "ok");
-        assert_eq!(kind(&[-13, 52, 0], None), "exponent_spread");
-        assert_eq!(kind(&[-255, 255], None), "exponent_spread");
-        // An even modulus would be refused, but the spread is checked first (no arithmetic).
-        assert_eq!(kind(&[-255, 255], Some("4")), "exponent_spread");
-        assert_eq!(kind(&[-13, -13], Some("4")), "invalid_public_key");
-        // Out-of-range exponents are named as such, whatever the spread.
+    fn every_reading_must_carry_its_metrics_exponent_checked_before_the_key() {
+        // The default study's glucose precision 0.0001 fixes exponent -4.
+        assert_eq!(kind(&[-4, -4, -4], None), "ok");
+        assert_eq!(kind(&[-4, -5], None), "exponent_mismatch");
+        assert_eq!(kind(&[-13], None), "exponent_mismatch");
+        assert_eq!(kind(&[-3, -4], None), "exponent_mismatch");
+        // An even modulus would be refused, but the exponent is checked first (no arithmetic).
+        assert_eq!(kind(&[-4, 0], Some("4")), "exponent_mismatch");
+        assert_eq!(kind(&[-4, -4], Some("4")), "invalid_public_key");
+        // Out-of-range exponents are named as such.
         assert_eq!(kind(&[10_001], None), "invalid_ciphertext");
-        assert_eq!(kind(&[-13, i64::MIN], None), "invalid_ciphertext");
-        assert_eq!(kind(&[-10_000], None), "ok");
-        let (wire, settings) = with_exponents(&[-200, 200], None);
+        assert_eq!(kind(&[-4, i64::MIN], None), "invalid_ciphertext");
+        let (wire, settings) = with_exponents(&[-4, -4, -13], None);
         let err = wire
             .validate(&settings.study, &settings.limits)
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the readings' exponents span 400 (from -200 to 200), the limit is 64"
+        assert!(
+            err.to_string().starts_with(
+                "reading glucose[2] has exponent -13; this study encodes it at exponent -4"
+            ),
+            "{err}"
         );
+    }
+
+    /// The public part of a submission: everything but its id and the ciphertexts.
+    fn public_part(wire: &SubmissionWire) -> serde_json::Value {
+        let mut v = serde_json::to_value(wire).unwrap();
+        v.as_object_mut().unwrap().remove("submission_id");
+        for series in v["readings"].as_object_mut().unwrap().values_mut() {
+            for reading in series.as_array_mut().unwrap() {
+                reading.as_object_mut().unwrap().remove("ciphertext");
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn readings_of_very_different_sizes_look_the_same_on_the_wire() {
+        let settings = Settings::defaults();
+        let key = PrivateKey::generate_insecure_for_tests(512);
+        let participant = ParticipantId::new("p-1").unwrap();
+        let wire = |glucose: f64, cholesterol: f64| {
+            SubmissionWire::encrypt(
+                &settings.study,
+                &uuid::Uuid::new_v4().to_string(),
+                &participant,
+                &key,
+                &BTreeMap::from([
+                    ("glucose".to_owned(), vec![glucose, glucose]),
+                    ("cholesterol".to_owned(), vec![cholesterol]),
+                ]),
+            )
+            .unwrap()
+        };
+        let (small, large) = (wire(1.2, 0.6), wire(33.0, 45.0));
+        assert_ne!(small.submission_id, large.submission_id);
+        assert_eq!(public_part(&small), public_part(&large));
+        assert_eq!(
+            public_part(&small)["readings"]["glucose"],
+            serde_json::json!([{"exponent": -4}, {"exponent": -4}])
+        );
+        // python-paillier's float encoding gives these two glucose readings different
+        // exponents (-13 and -12): the leak a fixed exponent closes.
+        let pk = key.public_key();
+        assert_ne!(
+            pk.encode_f64(1.2).unwrap().exponent(),
+            pk.encode_f64(33.0).unwrap().exponent()
+        );
+        // And both pass the worker's checks.
+        for w in [small, large] {
+            w.validate(&settings.study, &{
+                let mut limits = settings.limits.clone();
+                limits.key_bits_min = 128;
+                limits
+            })
+            .unwrap();
+        }
     }
 }

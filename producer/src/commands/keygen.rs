@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use paillier::PrivateKey;
+use participant::keystore::KeyStore;
 use pipeline::ParticipantId;
 use pipeline::config::Settings;
-use pipeline::keystore::KeyStore;
 
 /// Arguments of `keygen`.
 #[derive(Debug, clap::Args)]

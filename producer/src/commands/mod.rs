@@ -2,4 +2,5 @@
 
 pub mod enroll;
 pub mod keygen;
+pub mod study_json;
 pub mod submit;

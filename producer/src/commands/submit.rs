@@ -1,10 +1,10 @@
 //! `producer submit`: encrypt readings and publish them with a confirm.
 
 use anyhow::Context as _;
+use participant::keystore::KeyStore;
+use participant::{Client, readings};
 use pipeline::ParticipantId;
-use pipeline::client::{self, Client};
 use pipeline::config::Settings;
-use pipeline::keystore::KeyStore;
 
 /// Arguments of `submit`.
 #[derive(Debug, clap::Args)]
@@ -22,14 +22,15 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     let readings = args
         .readings
         .iter()
-        .map(|r| client::parse_reading(r))
+        .map(|r| readings::parse_reading(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let grouped = client::group_readings(&settings.study, readings)?;
+    let grouped = readings::group_readings(&settings.study, readings)?;
     let store = KeyStore::new(settings.key_store_dir());
     let key = store.load_private(&args.participant)?;
     let participant = args.participant.clone();
+    let study = settings.study.clone();
     let submission = tokio::task::spawn_blocking(move || {
-        client::encrypt_submission(&participant, &key, &grouped)
+        readings::encrypt_submission(&study, &participant, &key, &grouped)
     })
     .await
     .context("encryption thread")??;

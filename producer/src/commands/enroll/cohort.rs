@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use pipeline::ParticipantId;
-use pipeline::study::Study;
+use pipeline::study::{Metric, Study};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 
@@ -50,7 +50,7 @@ pub struct Validation {
 /// A CSV cohort file with its checked header.
 pub struct CsvCohort {
     path: PathBuf,
-    metrics: Vec<String>,
+    metrics: Vec<Metric>,
 }
 
 fn reader(path: &Path) -> anyhow::Result<csv::Reader<File>> {
@@ -79,21 +79,21 @@ impl CsvCohort {
         }
         let mut metrics = Vec::new();
         for name in header.iter().skip(1) {
-            if study.metric(name).is_none() {
+            let Some(metric) = study.metric(name) else {
                 let known: Vec<&str> = study.metrics.iter().map(|m| m.name.as_str()).collect();
                 bail!(
                     "{}: line 1: unknown metric column {name:?}; this study measures: {}",
                     path.display(),
                     known.join(", ")
                 );
-            }
-            if metrics.iter().any(|m| m == name) {
+            };
+            if metrics.iter().any(|m: &Metric| m.name == name) {
                 bail!(
                     "{}: line 1: metric column {name:?} appears twice",
                     path.display()
                 );
             }
-            metrics.push(name.to_owned());
+            metrics.push(metric.clone());
         }
         Ok(CsvCohort {
             path: path.to_owned(),
@@ -154,8 +154,10 @@ impl CsvCohort {
     }
 }
 
+/// A row's participant and readings; a reading outside its metric's range makes the row bad
+/// (reported with its line in the validation pass, before anything is encrypted).
 fn parse_row(
-    metrics: &[String],
+    metrics: &[Metric],
     record: &csv::StringRecord,
 ) -> Result<(ParticipantId, Vec<(usize, f64)>), String> {
     if record.len() != metrics.len() + 1 {
@@ -172,8 +174,16 @@ fn parse_row(
             continue;
         }
         match cell.parse::<f64>() {
-            Ok(v) if v.is_finite() => readings.push((i, v)),
-            _ => return Err(format!("{}: {cell:?} is not a finite number", metrics[i])),
+            Ok(v) if v.is_finite() => {
+                metrics[i].check_reading(v).map_err(|e| e.to_string())?;
+                readings.push((i, v));
+            }
+            _ => {
+                return Err(format!(
+                    "{}: {cell:?} is not a finite number",
+                    metrics[i].name
+                ));
+            }
         }
     }
     if readings.is_empty() {
@@ -185,7 +195,7 @@ fn parse_row(
 /// The enrollment pass over a CSV cohort: yields each participant once its rows are complete.
 pub struct CsvMembers {
     records: csv::StringRecordsIntoIter<File>,
-    metrics: Vec<String>,
+    metrics: Vec<Metric>,
     path: PathBuf,
     bad: HashSet<u64>,
     pending: Option<Member>,
@@ -230,7 +240,7 @@ impl Iterator for CsvMembers {
             for (i, value) in readings {
                 member
                     .readings
-                    .entry(self.metrics[i].clone())
+                    .entry(self.metrics[i].name.clone())
                     .or_default()
                     .push(value);
             }
@@ -248,7 +258,7 @@ pub struct Synthetic {
     rng: StdRng,
     next: u64,
     count: u64,
-    metrics: Vec<String>,
+    metrics: Vec<Metric>,
 }
 
 impl Synthetic {
@@ -258,18 +268,25 @@ impl Synthetic {
             rng: StdRng::seed_from_u64(seed),
             next: 0,
             count,
-            metrics: study.metrics.iter().map(|m| m.name.clone()).collect(),
+            metrics: study.metrics.clone(),
         }
     }
 }
 
-/// A plausible range for a metric's readings (adult fasting values, mmol/L, for the default
-/// study's metrics; a generic positive range otherwise).
-fn plausible_range(metric: &str) -> (f64, f64) {
-    match metric {
+/// A typical range for a metric's readings (adult fasting values, mmol/L, for the default
+/// study's metrics; a generic positive range otherwise), kept inside the metric's declared
+/// plausible range so that every synthetic reading is one the producer accepts.
+fn plausible_range(metric: &Metric) -> (f64, f64) {
+    let (low, high): (f64, f64) = match metric.name.as_str() {
         "glucose" => (3.9, 9.5),
         "cholesterol" => (3.0, 7.8),
         _ => (1.0, 100.0),
+    };
+    let (low, high) = (low.max(metric.min), high.min(metric.max));
+    if low < high {
+        (low, high)
+    } else {
+        (metric.min, metric.max)
     }
 }
 
@@ -287,9 +304,12 @@ impl Iterator for Synthetic {
             let (low, high) = plausible_range(metric);
             let n = self.rng.random_range(1..=3usize);
             let series = (0..n)
-                .map(|_| (self.rng.random_range(low..high) * 10.0).round() / 10.0)
+                .map(|_| {
+                    ((self.rng.random_range(low..high) * 10.0).round() / 10.0)
+                        .clamp(metric.min, metric.max)
+                })
                 .collect();
-            readings.insert(metric.clone(), series);
+            readings.insert(metric.name.clone(), series);
         }
         Some(Ok(Member { id, readings }))
     }
@@ -325,6 +345,22 @@ mod tests {
         assert_eq!(members[0].readings["cholesterol"], vec![4.0]);
         assert_eq!(members[1].id.as_str(), "p3");
         assert!(!members[1].readings.contains_key("glucose"));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_reading_outside_its_metrics_range_is_a_bad_row_with_its_line() {
+        let (c, path) = cohort("id,glucose,cholesterol\np1,5.0,4.0\np2,151,4.0\np3,5,-0.5\n");
+        let v = c.validate().unwrap();
+        let lines: Vec<u64> = v.bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![3, 4], "{:?}", v.bad);
+        assert!(
+            v.bad[0]
+                .reason
+                .contains("glucose = 151 mmol/L is outside the study's plausible range"),
+            "{}",
+            v.bad[0].reason
+        );
         std::fs::remove_file(path).unwrap();
     }
 

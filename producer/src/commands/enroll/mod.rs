@@ -9,7 +9,7 @@
 //!    participants and double up to `--window`, so that the first submissions are on their way
 //!    after a few encryptions instead of a whole window's;
 //! 3. the async side declares each window's reply queues (pipelined:
-//!    [`Client::declare_reply_queues`](pipeline::client::Client::declare_reply_queues)),
+//!    [`Client::declare_reply_queues`](participant::Client::declare_reply_queues)),
 //!    publishes the window pipelined with confirms
 //!    ([`ConfirmedPublisher::publish_all`](pipeline::broker::ConfirmedPublisher)), then appends
 //!    the window to the journal and fsyncs it. A re-run skips what the journal holds.
@@ -23,13 +23,14 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use paillier::PrivateKey;
+use participant::Client;
+use participant::journal::{self, Journal};
+use participant::keystore::KeyStore;
+use participant::progress::Progress;
 use pipeline::ParticipantId;
-use pipeline::client::Client;
 use pipeline::config::Settings;
-use pipeline::journal::{self, Journal};
-use pipeline::keystore::KeyStore;
 use pipeline::messages::SubmissionWire;
-use pipeline::progress::Progress;
+use pipeline::study::Study;
 use rayon::prelude::*;
 
 use cohort::{CsvCohort, Member, Synthetic};
@@ -113,7 +114,13 @@ fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Loads the participant's key or creates it, then encrypts their readings.
-fn prepare(store: &KeyStore, bits: u64, run_id: &str, member: Member) -> anyhow::Result<Prepared> {
+fn prepare(
+    study: &Study,
+    store: &KeyStore,
+    bits: u64,
+    run_id: &str,
+    member: Member,
+) -> anyhow::Result<Prepared> {
     let (key, key_created) = if store.contains(&member.id) {
         (store.load_private(&member.id)?, false)
     } else {
@@ -123,8 +130,9 @@ fn prepare(store: &KeyStore, bits: u64, run_id: &str, member: Member) -> anyhow:
         (key, true)
     };
     let submission_id = journal::submission_id(run_id, &member.id);
-    let submission = SubmissionWire::encrypt(&submission_id, &member.id, &key, &member.readings)
-        .with_context(|| format!("encrypting the readings of {}", member.id))?;
+    let submission =
+        SubmissionWire::encrypt(study, &submission_id, &member.id, &key, &member.readings)
+            .with_context(|| format!("encrypting the readings of {}", member.id))?;
     Ok(Prepared {
         readings: member.readings.values().map(Vec::len).sum(),
         participant: member.id,
@@ -183,6 +191,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
     let window = usize::try_from(args.window).unwrap_or(128);
     let bits = args.bits.unwrap_or(settings.participant.key_bits);
     let prep_store = store.clone();
+    let prep_study = study.clone();
     let preparer = tokio::task::spawn_blocking(move || -> anyhow::Result<PrepStats> {
         let mut stats = PrepStats::default();
         let mut members = members;
@@ -211,7 +220,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
             }
             let prepared = batch
                 .into_par_iter()
-                .map(|m| prepare(&prep_store, bits, &run_id, m))
+                .map(|m| prepare(&prep_study, &prep_store, bits, &run_id, m))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if tx.blocking_send(prepared).is_err() {
                 // The publisher stopped (it reports why).
@@ -237,7 +246,8 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
                 .iter()
                 .zip(&declared)
                 .map(|(p, (reply_to, _))| client.submission_message(&p.submission, reply_to))
-                .collect();
+                .collect::<Result<_, _>>()
+                .context("preparing the submissions")?;
             client
                 .publish_all(&messages)
                 .await

@@ -22,7 +22,7 @@ use paillier::json::{PrivateJwk, PublicJwk};
 use paillier::{KeyBounds, PrivateKey, PublicKey};
 use thiserror::Error;
 
-use crate::participant::ParticipantId;
+use pipeline::ParticipantId;
 
 /// Key store failures.
 #[derive(Debug, Error)]

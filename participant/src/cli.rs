@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{ConfigError, LoadOptions, Settings};
+use pipeline::config::{ConfigError, LoadOptions, Settings};
 
 /// Flags every participant-side command accepts (flatten into a clap `Parser`).
 #[derive(Debug, Clone, clap::Args)]

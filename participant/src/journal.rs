@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::participant::ParticipantId;
+use pipeline::ParticipantId;
 
 const HEADER: &str = "# enrollment journal v1 run=";
 

@@ -21,23 +21,25 @@
 //! the file already holds count as collected, and their redelivered results are acked, not
 //! written again.
 
+mod rows;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use participant::Client;
+use participant::journal::Journal;
+use participant::keystore::{KeyStore, KeyStoreError};
+use participant::progress::Progress;
 use pipeline::ParticipantId;
-use pipeline::client::Client;
 use pipeline::config::Settings;
-use pipeline::journal::Journal;
-use pipeline::keystore::{KeyStore, KeyStoreError};
 use pipeline::messages::ResultStatus;
-use pipeline::progress::Progress;
 use rayon::prelude::*;
 use tracing::{info, warn};
 
-use crate::rows::{RowFormat, RowOutcome, RowWriter};
+use rows::{RowFormat, RowOutcome, RowWriter};
 
 /// Arguments of `collect`.
 #[derive(Debug, clap::Args)]
@@ -254,7 +256,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
             let decrypted = batch
                 .par_iter()
                 .zip(&participants_of)
-                .map(|(r, participant)| match &r.received.result {
+                .map(|(r, participant)| match &r.result {
                     Ok(m) if m.status == ResultStatus::Ok => {
                         // A key that cannot be loaded is fatal, as a missing one is at start.
                         let key = keys.load_private(participant)?;
@@ -270,14 +272,15 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
         .await
         .context("decryption thread")?;
         let decrypted = decrypted?;
-        for ((item, participant), decrypted) in batch.iter().zip(&participants_of).zip(decrypted) {
-            if let Some(left) = owed.get_mut(&item.index) {
+        for ((received, participant), decrypted) in
+            batch.iter().zip(&participants_of).zip(decrypted)
+        {
+            if let Some(left) = owed.get_mut(&received.index) {
                 *left -= 1;
                 if *left == 0 {
-                    owed.remove(&item.index);
+                    owed.remove(&received.index);
                 }
             }
-            let received = &item.received;
             let result = match &received.result {
                 Err(reason) => {
                     counts.unreadable += 1;
