@@ -5,7 +5,8 @@
 //! re-randomisations, minutes of CPU for 7 KB on the wire. [`CostModel::work`] prices a message
 //! in units of **one honest submission at the study's key size** (`participant.key_bits`, one
 //! reading per metric), and the worker refuses a message above `limits.max_work` units with
-//! the kind `too_costly`, before the key or any ciphertext is looked at.
+//! the kind `too_costly`, after the structural checks (counts, exponents, key size, ciphertext
+//! ranges: no exponentiation) and before the first exponentiation.
 //!
 //! The model counts full-length exponentiations modulo n² (the dominant cost: a re-randomisation
 //! r^n is one), each costing (bits / study bits)³ of one at the study's size (an exponentiation

@@ -428,8 +428,11 @@ async fn bad_messages_carrying_a_user_id_void_nobody_elses_and_costly_ones_are_r
     // normal request at once.
     let n = big_modulus();
     mallory.send(&demo_request(&n, "2", 200), None, true).await;
+    // At the exponent the study encodes glucose at, so that only the price is wrong.
+    let honest: serde_json::Value = serde_json::from_slice(&submission(&alice, 1.0).1).unwrap();
+    let exponent = honest["readings"]["glucose"][0]["exponent"].clone();
     let readings: Vec<_> = (0..200)
-        .map(|_| serde_json::json!({"ciphertext": "2", "exponent": 0}))
+        .map(|_| serde_json::json!({"ciphertext": "2", "exponent": exponent}))
         .collect();
     let costly_submission = serde_json::json!({
         "version": 1, "submission_id": "s-costly", "participant": alice,
