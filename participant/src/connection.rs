@@ -60,7 +60,7 @@ pub struct Client {
     link: Mutex<Link>,
     /// Held while reconnecting, so that callers noticing the same loss reconnect once.
     reconnecting: tokio::sync::Mutex<()>,
-    broker: BrokerSettings,
+    pub(crate) broker: BrokerSettings,
     role: String,
     pub(crate) topology: Topology,
     pub(crate) app_id: String,
