@@ -1,6 +1,7 @@
 //! Checks that a binary holding private keys cannot leave them in a core dump: observed from
-//! outside on the running process, in `/proc/<pid>/limits` and in who owns `/proc/<pid>` (the
-//! kernel gives a non-dumpable process's `/proc` entries to root).
+//! outside on the running process, in `/proc/<pid>/limits` and in who owns `/proc/<pid>/status`
+//! (the kernel gives a non-dumpable process's `/proc/<pid>/*` files to root; not the
+//! `/proc/<pid>` directory itself).
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -99,8 +100,8 @@ pub fn assert_no_core_dumps(bin: &str, args: &[&str], key_store: &Path) {
     };
     let observed = connected.as_ref().map(|_| {
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-        let owner = std::fs::metadata(format!("/proc/{pid}"))
-            .expect("stat /proc/<pid>")
+        let owner = std::fs::metadata(format!("/proc/{pid}/status"))
+            .expect("stat /proc/<pid>/status")
             .uid();
         (limits, owner)
     });
@@ -125,6 +126,6 @@ pub fn assert_no_core_dumps(bin: &str, args: &[&str], key_store: &Path) {
     assert_ne!(runs_as, 0);
     assert_eq!(
         owner, 0,
-        "{bin}: /proc/{pid} belongs to uid {owner}, the process's own: it is still dumpable"
+        "{bin}: /proc/{pid}/status belongs to uid {owner}, the process's own: it is still dumpable"
     );
 }
