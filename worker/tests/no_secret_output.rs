@@ -1,6 +1,7 @@
 //! The broker password never reaches the worker's output: not in `--help` (clap would show
-//! `AMQP_URL`'s value), not in its retries against an unreachable broker at trace level, not
-//! in the error of an unparsable URL.
+//! `AMQP_URL`'s value), not in its retries against an unreachable broker or a broker refusing
+//! the login at trace level (lapin traces the login frame), not in the error of an unparsable
+//! URL.
 
 use std::time::Duration;
 
@@ -22,6 +23,15 @@ fn retries_and_errors_do_not_show_the_password() {
     );
     let (_, stderr) = leaks::assert_no_password("worker, refused broker", &out);
     assert!(stderr.contains("broker not reachable"), "{stderr}");
+
+    // A real broker refusing the login: the password went out in connection.start-ok, which
+    // lapin traces frame by frame (RUST_LOG=trace is set).
+    let out = leaks::run(
+        leaks::command(BIN, &leaks::real_broker_url_with_wrong_password(), &["-vv"]),
+        Duration::from_secs(3),
+    );
+    let (_, stderr) = leaks::assert_no_password("worker, login refused", &out);
+    assert!(stderr.contains("ACCESS_REFUSED"), "{stderr}");
 
     let out = leaks::run(
         leaks::command(BIN, &leaks::unparsable_url_with_password(), &[]),
