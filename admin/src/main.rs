@@ -12,6 +12,7 @@ use pipeline::config::{LoadOptions, Settings};
 use pipeline::{ParticipantId, Topology};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 const AFTER_HELP: &str = "\
 Roles (permissions on the vhost; regexes anchored, dots escaped):
@@ -55,7 +56,8 @@ struct Cli {
     /// config/default.toml; its [topology] prefix included).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Broker URL whose scheme, host and port are used (its user, password and vhost are not).
+    /// Broker URL whose scheme, host and port are used (its user, password and vhost are not;
+    /// a command line is visible to other local users in the process list).
     #[arg(
         long,
         global = true,
@@ -84,7 +86,8 @@ struct Cli {
         value_name = "USER"
     )]
     admin_user: String,
-    /// File whose first line is the admin's password (else $BROKER_ADMIN_PASSWORD, else guest).
+    /// File whose first line is the admin's password (else $BROKER_ADMIN_PASSWORD, else guest);
+    /// mode 0600 or narrower.
     #[arg(long, global = true, value_name = "FILE")]
     admin_password_file: Option<PathBuf>,
     /// Print a JSON summary on stdout (created/existing counts, credentials file).
@@ -253,27 +256,25 @@ fn init_logging(verbosity: u8) {
             "{default},lapin=warn,amq_protocol=warn,ureq=warn,rustls=warn"
         ))
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+    // lapin's AMQP frames (the login with the password) stay out of the log whatever RUST_LOG
+    // says: see pipeline::logging.
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(filter),
+        )
+        .with(pipeline::logging::no_protocol_frames())
         .try_init();
 }
 
 fn admin_password(file: Option<&Path>) -> Result<String, Failure> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            Failure::Setup(format!("--admin-password-file {}: {err}", path.display()))
-        })?;
-        let line = text.lines().next().unwrap_or("").to_owned();
-        if line.is_empty() {
-            return Err(Failure::Setup(format!(
-                "--admin-password-file {}: the first line is empty",
-                path.display()
-            )));
-        }
-        return Ok(line);
+        // The same reader as broker.password_file: first line, refused when others may read it.
+        return pipeline::config::read_secret_file(path, "--admin-password-file")
+            .map_err(|err| Failure::Setup(err.to_string()));
     }
     Ok(std::env::var("BROKER_ADMIN_PASSWORD")
         .ok()

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::str::FromStr as _;
 use std::time::Instant;
 
 use lapin::uri::AMQPUri;
@@ -176,7 +175,7 @@ pub struct Provisioner {
 impl Provisioner {
     /// A provisioner; checks the broker URL but contacts nothing yet.
     pub fn new(admin: AdminCredentials, study: Study) -> Result<Provisioner, ProvisionError> {
-        let base_uri = AMQPUri::from_str(&study.broker.url).map_err(|err| {
+        let base_uri = pipeline::config::parse_amqp_uri(&study.broker.url).map_err(|err| {
             ProvisionError::AmqpUrl(format!(
                 "{err} (in {})",
                 broker::redact_url(&study.broker.url)

@@ -43,6 +43,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything else, in particular before a key is loaded.
+    if let Err(err) = participant::cli::protect_process() {
+        eprintln!("error: cannot disable core dumps: {err}");
+        return ExitCode::FAILURE;
+    }
     let args = Cli::parse();
     pipeline::logging::init(args.common.verbose);
     participant::cli::exit_code(run(args).await)

@@ -235,15 +235,25 @@ pub fn caused_by_connection_loss(err: &(dyn std::error::Error + 'static)) -> boo
     false
 }
 
-/// `url` with the password replaced, for messages and logs.
+/// `url` with the password replaced, for messages and logs: the one function every message or
+/// log line that shows a broker URL goes through.
+///
+/// Conservative where the URL is malformed: the user-info is taken to end at the last `@` (a
+/// password may hold an unencoded one), and without `scheme://` everything before that `@` is
+/// hidden.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+    let Some(at) = url.rfind('@') else {
+        return url.to_owned();
+    };
+    match url.find("://") {
+        Some(scheme_end) if scheme_end < at => {
+            let start = scheme_end + 3;
+            match url[start..at].split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
+                None => url.to_owned(),
+            }
         }
-        _ => url.to_owned(),
+        _ => format!("***{}", &url[at..]),
     }
 }
 
@@ -701,5 +711,9 @@ mod tests {
             "amqp://guest:***@host:5672/%2f"
         );
         assert_eq!(redact_url("amqp://host"), "amqp://host");
+        assert_eq!(redact_url("amqp://guest@host"), "amqp://guest@host");
+        // An unencoded '@' in the password, and a URL without "//".
+        assert_eq!(redact_url("amqps://u:p@ss@host/v"), "amqps://u:***@host/v");
+        assert_eq!(redact_url("amqp:u:secret@host"), "***@host");
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Layers, later ones win: `config/default.toml` (compiled in, so a binary runs from any
 //! directory), an optional `--config FILE`, `PIPELINE__<SECTION>__<KEY>` environment variables,
-//! `AMQP_URL` and `KEY_STORE`, and finally the overrides a binary passes for its flags.
+//! `AMQP_URL`, `AMQP_PASSWORD_FILE` and `KEY_STORE`, and finally the overrides a binary passes
+//! for its flags.
+//!
+//! The broker password may come from the URL or from `broker.password_file`, which is read once
+//! here and replaces the URL's password; [`BrokerSettings`]' `Debug` shows the URL redacted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,11 +68,18 @@ pub struct Settings {
 }
 
 /// Connection settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerSettings {
-    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (env `AMQP_URL`).
+    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` (env `AMQP_URL`). After loading,
+    /// it holds the password of `password_file` when that is set: never log it unredacted
+    /// ([`crate::broker::redact_url`]).
     pub url: String,
+    /// A file whose first line is the broker password (env `AMQP_PASSWORD_FILE`): read when the
+    /// settings are loaded, it replaces the password of `url`, so that the password need not be
+    /// in a command line or an environment. Refused when group or others may read or write it.
+    #[serde(default, with = "opt_path")]
+    pub password_file: Option<PathBuf>,
     /// Per-consumer prefetch window.
     pub prefetch: u16,
     /// First part of every connection name shown in the management UI.
@@ -93,6 +104,97 @@ pub struct BrokerSettings {
     /// clear. On: the connection is made and a warning logged.
     #[serde(default)]
     pub allow_insecure_plaintext: bool,
+}
+
+// By hand, not derived: the URL may hold the password.
+impl std::fmt::Debug for BrokerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerSettings")
+            .field("url", &crate::broker::redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("prefetch", &self.prefetch)
+            .field("connection_name", &self.connection_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("connect_attempts", &self.connect_attempts)
+            .field("retry_delay", &self.retry_delay)
+            .field("reconnect_timeout", &self.reconnect_timeout)
+            .field("tls", &self.tls)
+            .field("allow_insecure_plaintext", &self.allow_insecure_plaintext)
+            .finish()
+    }
+}
+
+/// `url` parsed as lapin parses it, with a reason that never repeats the URL (amq-protocol-uri
+/// quotes the whole URL, password included, in some of its errors).
+pub fn parse_amqp_uri(url: &str) -> Result<lapin::uri::AMQPUri, String> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .map_err(|reason| reason.replace(url, &crate::broker::redact_url(url)))
+}
+
+/// Reads a secret (a password) from the first line of `path`, refusing a file that group or
+/// others may read or write (like ssh with private keys); `setting` names the setting or flag
+/// in errors. The secret itself never appears in an error.
+pub fn read_secret_file(path: &Path, setting: &'static str) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: setting,
+        reason,
+    };
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(format!(
+            "{} may be read or written by group or others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(invalid(format!(
+            "{}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_owned())
+}
+
+impl BrokerSettings {
+    /// Replaces the URL's password with the one in `password_file`, when that is set.
+    fn apply_password_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.password_file else {
+            return Ok(());
+        };
+        let password = read_secret_file(path, "broker.password_file")?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "broker.password_file",
+            reason,
+        };
+        let mut url = url::Url::parse(&self.url)
+            .map_err(|e| invalid(format!("broker.url is not a URL: {e}")))?;
+        if url.username().is_empty() {
+            return Err(invalid(
+                "broker.url names no user: write it as amqp(s)://USER@host:port/vhost".to_owned(),
+            ));
+        }
+        // The url crate percent-encodes what a user-info part cannot hold (':', '@', '/', ...);
+        // lapin decodes it again.
+        url.set_password(Some(&password))
+            .map_err(|()| invalid("broker.url cannot carry a password".to_owned()))?;
+        self.url = url.into();
+        Ok(())
+    }
 }
 
 /// TLS settings of the broker connection (used with an `amqps://` URL only).
@@ -131,13 +233,10 @@ impl BrokerSettings {
     /// not loopback unless `allow_insecure_plaintext` is set, and TLS settings on a plain URL
     /// (they would silently not be used).
     pub fn transport(&self) -> Result<Transport, ConfigError> {
-        let uri: lapin::uri::AMQPUri =
-            self.url
-                .parse()
-                .map_err(|reason: String| ConfigError::Invalid {
-                    key: "broker.url",
-                    reason: format!("not an AMQP URI: {reason}"),
-                })?;
+        let uri = parse_amqp_uri(&self.url).map_err(|reason| ConfigError::Invalid {
+            key: "broker.url",
+            reason: format!("not an AMQP URI: {reason}"),
+        })?;
         if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
             return Ok(Transport::Tls);
         }
@@ -375,7 +474,8 @@ pub struct KeyStoreSettings {
 pub struct LoadOptions {
     /// A TOML file overriding the defaults (`--config FILE`).
     pub file: Option<PathBuf>,
-    /// Read `PIPELINE__*`, `AMQP_URL` and `KEY_STORE` (on unless a test wants isolation).
+    /// Read `PIPELINE__*`, `AMQP_URL`, `AMQP_PASSWORD_FILE` and `KEY_STORE` (on unless a test
+    /// wants isolation).
     pub ignore_environment: bool,
     /// Final overrides, dotted key and value, e.g. `("broker.url", "amqp://...")`.
     pub overrides: Vec<(String, String)>,
@@ -409,12 +509,14 @@ impl Settings {
             );
             builder = builder
                 .set_override_option("broker.url", non_empty_env("AMQP_URL"))?
+                .set_override_option("broker.password_file", non_empty_env("AMQP_PASSWORD_FILE"))?
                 .set_override_option("key_store.dir", non_empty_env("KEY_STORE"))?;
         }
         for (key, value) in &options.overrides {
             builder = builder.set_override(key.as_str(), value.as_str())?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.broker.apply_password_file()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -773,5 +875,79 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(s.worker.batch_size, 3);
         assert_eq!(s.worker.batch_max_wait, Duration::from_millis(20));
+    }
+
+    fn secret_file(mode: u32, text: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pipeline-pw-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn a_password_file_replaces_the_urls_password() {
+        // Characters a URL's user-info cannot hold as they are: they must come back intact.
+        let (dir, file) = secret_file(0o600, "p@ss:w/rd%?#\nsecond line ignored\n");
+        let s = load_with(&[
+            (
+                "broker.url",
+                "amqp://alice:old@127.0.0.1:5672/%2f?heartbeat=10",
+            ),
+            ("broker.password_file", file.to_str().unwrap()),
+        ])
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let uri = parse_amqp_uri(&s.broker.url).unwrap();
+        assert_eq!(uri.authority.userinfo.username, "alice");
+        assert_eq!(uri.authority.userinfo.password, "p@ss:w/rd%?#");
+        assert_eq!(uri.vhost, "/");
+        assert_eq!(uri.query.heartbeat, Some(10));
+        let shown = format!("{:?}", s.broker);
+        assert!(
+            !shown.contains("rd%") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_password_file_others_may_read_is_refused() {
+        let (dir, file) = secret_file(0o640, "secret-pw\n");
+        let err = load_with(&[("broker.password_file", file.to_str().unwrap())]).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let text = err.to_string();
+        assert!(text.contains("chmod 600"), "{text}");
+        assert!(!text.contains("secret-pw"), "{text}");
+    }
+
+    #[test]
+    fn a_password_file_needs_a_user_in_the_url() {
+        let (dir, file) = secret_file(0o600, "secret-pw\n");
+        let err = load_with(&[
+            ("broker.url", "amqp://127.0.0.1:5672/%2f"),
+            ("broker.password_file", file.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.to_string().contains("names no user"), "{err}");
+    }
+
+    #[test]
+    fn an_unparsable_url_is_reported_without_its_password() {
+        // amq-protocol-uri quotes such a URL whole in its error.
+        let err = load_with(&[("broker.url", "amqp:alice:secret-pw@127.0.0.1")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("broker.url"), "{text}");
+        assert!(!text.contains("secret-pw"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_password() {
+        let s = load_with(&[("broker.url", "amqp://alice:secret-pw@127.0.0.1:5672/%2f")]).unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("alice:***@127.0.0.1"), "{shown}");
+        assert!(!shown.contains("secret-pw"), "{shown}");
     }
 }

@@ -39,6 +39,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything else, in particular before a key is loaded.
+    if let Err(err) = participant::cli::protect_process() {
+        eprintln!("error: cannot disable core dumps: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     pipeline::logging::init(cli.common.verbose);
     participant::cli::exit_code(run(cli).await)

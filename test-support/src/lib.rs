@@ -7,6 +7,9 @@
 
 #![warn(missing_docs)]
 
+pub mod hardening;
+pub mod leaks;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -22,9 +22,20 @@ struct Args {
     /// TOML file overriding config/default.toml.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Broker URL.
-    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    /// Broker URL, e.g. amqps://USER@broker:5671/study. Other local users see a command line
+    /// in the process list: give a password in $AMQP_URL (visible only to you and root) or,
+    /// better, with --amqp-password-file, not here.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true, value_name = "URL")]
     amqp_url: Option<String>,
+    /// File whose first line is the broker password, replacing the URL's (mode 0600 or
+    /// narrower: a file group or others may read is refused). Config: broker.password_file.
+    #[arg(
+        long,
+        env = "AMQP_PASSWORD_FILE",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    amqp_password_file: Option<PathBuf>,
     /// rayon threads for the computation (0 = one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -40,7 +51,12 @@ struct Args {
     /// Write the worker's events (start, each batch with its counters, lost connections,
     /// reconnects, stop with totals) as JSON lines to FILE (appended; `-` for standard output).
     /// Read these, not the log, in tests and scripts.
-    #[arg(long, env = "WORKER_EVENTS", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "WORKER_EVENTS",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     events: Option<PathBuf>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -56,6 +72,10 @@ async fn main() -> anyhow::Result<()> {
         ..LoadOptions::default()
     }
     .set("broker.url", args.amqp_url.as_ref())
+    .set(
+        "broker.password_file",
+        args.amqp_password_file.as_ref().map(|p| p.display()),
+    )
     .set("worker.threads", args.threads)
     .set("worker.batch_size", args.batch_size)
     .set("worker.batch_max_wait", args.batch_max_wait.as_ref())
