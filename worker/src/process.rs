@@ -326,7 +326,7 @@ mod tests {
             panic!("demo request refused")
         };
         assert_eq!(reply.kind, MessageType::DemoReply);
-        let parsed: paillier::json::DemoReply = serde_json::from_slice(&reply.body).unwrap();
+        let parsed: pipeline::messages::DemoReply = serde_json::from_slice(&reply.body).unwrap();
         let out: Vec<f64> = parsed
             .decode(pk)
             .unwrap()
