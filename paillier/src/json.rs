@@ -4,14 +4,16 @@
 //!   or a bare JSON integer of any length. Python's `json` module writes big integers bare;
 //!   serde_json would read those as f64 and silently lose digits, so the value is taken from
 //!   the raw JSON text instead and never passes through a float.
-//! - [`DemoPayload`] / [`DemoReply`]: the original demo's wire format,
-//!   `{"public_key": {"g": .., "n": ..}, "values": [["<c>", exponent], ..]}`.
+//! - [`MapOnly`] / [`map_only`]: structs read from JSON objects only, never from arrays.
 //! - [`PublicJwk`], [`PrivateJwk`], [`EncryptedJson`]: python-paillier's own formats, as its
 //!   command line tool `pheutil` writes them (key type "DAJ", big integers in unpadded
 //!   base64url, ciphertexts as `{"v": "<decimal>", "e": exponent}`).
 //!
 //! Everything read here is validated before use: keys through [`PublicKey::from_n_with_bounds`]
 //! or [`PrivateKey::from_primes`], ciphertexts through [`PublicKey::encrypted_number`].
+//!
+//! The original demo's wire format, an application message built from these pieces, is the
+//! pipeline's (`pipeline::messages::DemoPayload`).
 
 use std::fmt;
 
@@ -198,101 +200,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for StructAsMap<D> {
     fn is_human_readable(&self) -> bool {
         self.0.is_human_readable()
     }
-}
-
-/// The public key in the original demo's format: g and n (g must be n + 1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DemoPublicKey {
-    /// The generator; python-paillier always uses n + 1.
-    pub g: BigUintDecimal,
-    /// The modulus.
-    pub n: BigUintDecimal,
-}
-
-impl DemoPublicKey {
-    /// The validated key: n within `bounds`, g = n + 1.
-    pub fn to_public_key(&self, bounds: KeyBounds) -> Result<PublicKey, Error> {
-        if self.g.0 != &self.n.0 + 1u32 {
-            return Err(Error::BadGenerator);
-        }
-        PublicKey::from_n_with_bounds(self.n.0.clone(), bounds)
-    }
-
-    /// The demo form of a key.
-    pub fn from_public_key(key: &PublicKey) -> Self {
-        DemoPublicKey {
-            g: key.g().into(),
-            n: key.n().clone().into(),
-        }
-    }
-}
-
-/// A ciphertext and exponent as the demo sends them: `["<ciphertext>", exponent]`.
-pub type DemoValue = (BigUintDecimal, i64);
-
-/// A request in the original demo's wire format.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DemoPayload {
-    /// The participant's public key (an object `{"g", "n"}`, never an array).
-    #[serde(deserialize_with = "map_only")]
-    pub public_key: DemoPublicKey,
-    /// The encrypted values, in order.
-    pub values: Vec<DemoValue>,
-}
-
-impl DemoPayload {
-    /// The key and the validated encrypted values.
-    pub fn decode(&self, bounds: KeyBounds) -> Result<(PublicKey, Vec<EncryptedNumber>), Error> {
-        let key = self.public_key.to_public_key(bounds)?;
-        let values = self
-            .values
-            .iter()
-            .map(|(c, e)| key.encrypted_number(c.0.clone(), crate::encoding::check_exponent(*e)?))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((key, values))
-    }
-
-    /// A demo request from encrypted values.
-    pub fn new(key: &PublicKey, values: &[EncryptedNumber]) -> Self {
-        DemoPayload {
-            public_key: DemoPublicKey::from_public_key(key),
-            values: demo_values(values),
-        }
-    }
-}
-
-/// The demo server's reply: the computed ciphertexts in request order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DemoReply {
-    /// Encrypted results, `["<ciphertext>", exponent]` each.
-    pub values: Vec<DemoValue>,
-}
-
-impl DemoReply {
-    /// A reply from encrypted results (obfuscate them first).
-    pub fn new(values: &[EncryptedNumber]) -> Self {
-        DemoReply {
-            values: demo_values(values),
-        }
-    }
-
-    /// The validated encrypted values under `key`.
-    pub fn decode(&self, key: &PublicKey) -> Result<Vec<EncryptedNumber>, Error> {
-        self.values
-            .iter()
-            .map(|(c, e)| key.encrypted_number(c.0.clone(), crate::encoding::check_exponent(*e)?))
-            .collect()
-    }
-}
-
-fn demo_values(values: &[EncryptedNumber]) -> Vec<DemoValue> {
-    values
-        .iter()
-        .map(|v| (v.ciphertext().into(), i64::from(v.exponent())))
-        .collect()
 }
 
 /// A ciphertext as python-paillier's `pheutil encrypt` writes it: `{"v": "<decimal>", "e": exponent}`.
@@ -489,29 +396,11 @@ impl fmt::Debug for PrivateJwk {
 mod tests {
     use super::*;
 
-    /// Found by the hostile corpus: serde's derived structs also read arrays, so a demo key
-    /// `["<g>", "<n>"]` or a JWK's public half as an array was accepted.
+    /// Found by the hostile corpus: serde's derived structs also read arrays, so a JWK's
+    /// public half as an array was accepted. (The demo key's half of this test moved with the
+    /// demo format to `pipeline::messages::demo`.)
     #[test]
     fn structs_inside_messages_are_read_from_objects_only() {
-        let object = r#"{"public_key": {"g": "16", "n": "15"}, "values": [["1", 0]]}"#;
-        let payload: DemoPayload = serde_json::from_str(object).unwrap();
-        assert_eq!(payload.public_key.n.0, BigUint::from(15u32));
-        let array = r#"{"public_key": ["16", "15"], "values": [["1", 0]]}"#;
-        let err = serde_json::from_str::<DemoPayload>(array).unwrap_err();
-        assert!(
-            err.to_string().contains("expected struct DemoPublicKey")
-                || err.to_string().contains("invalid type: sequence"),
-            "{err}"
-        );
-        // Bare big integers still go through the raw-value path inside a map-only struct.
-        let bare = format!(
-            r#"{{"public_key": {{"g": 1{}, "n": 1{}}}, "values": []}}"#,
-            "0".repeat(400),
-            "0".repeat(400)
-        );
-        let payload: DemoPayload = serde_json::from_str(&bare).unwrap();
-        assert_eq!(payload.public_key.n.0.to_string().len(), 401);
-
         let key = PrivateKey::generate_insecure_for_tests(256);
         let mut jwk = serde_json::to_value(PrivateJwk::new(&key, "k")).unwrap();
         let public = jwk["pub"].clone();
@@ -528,7 +417,8 @@ mod tests {
     }
 
     /// Found by fuzzing: an exponent of i64::MIN overflowed `abs()` in the exponent check (a
-    /// panic in debug builds; in release it passed the check and was read as exponent 0).
+    /// panic in debug builds; in release it passed the check and was read as exponent 0). The
+    /// demo messages' half of this test is in `pipeline::messages::demo`.
     #[test]
     fn the_most_negative_exponent_is_refused_everywhere_it_is_read() {
         let key = PrivateKey::generate_insecure_for_tests(256);
@@ -538,19 +428,6 @@ mod tests {
             let enc: EncryptedJson =
                 serde_json::from_str(&format!(r#"{{"v": "{c}", "e": {e}}}"#)).unwrap();
             assert_eq!(enc.decode(pk).unwrap_err(), Error::ExponentRange(e));
-            let reply: DemoReply =
-                serde_json::from_str(&format!(r#"{{"values": [["{c}", {e}]]}}"#)).unwrap();
-            assert_eq!(reply.decode(pk).unwrap_err(), Error::ExponentRange(e));
-            let payload: DemoPayload = serde_json::from_str(&format!(
-                r#"{{"public_key": {{"g": "{}", "n": "{}"}}, "values": [["{c}", {e}]]}}"#,
-                pk.g(),
-                pk.n()
-            ))
-            .unwrap();
-            assert_eq!(
-                payload.decode(KeyBounds::new(128..=512)).unwrap_err(),
-                Error::ExponentRange(e)
-            );
         }
     }
 

@@ -13,7 +13,8 @@
 //!   below 2^-120 per prime for the generated sizes).
 //! - `encoding`: [`EncodedNumber`], python-paillier's mantissa × 16^exponent encoding.
 //! - `encrypted`: [`EncryptedNumber`] and the homomorphic operations.
-//! - [`json`]: the demo's wire format, python-paillier's JWK keys and ciphertext JSON.
+//! - [`json`]: python-paillier's JWK keys and ciphertext JSON, and the big-number serde helpers
+//!   (decimal and base64url integers, objects-only structs) the pipeline's messages are built from.
 //! - the `paillier-arith` crate: Montgomery arithmetic, modular inverse and gcd over
 //!   num-bigint's limbs.
 //!

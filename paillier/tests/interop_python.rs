@@ -4,8 +4,8 @@
 //! - Direction A: python generates a 2048-bit key and writes it as `pheutil genpkey` does (JWK),
 //!   encrypts ints, floats and negatives as pheutil ciphertext JSON; Rust loads, decrypts and
 //!   checks them, computes on them, and python decrypts Rust's results and compares them with
-//!   its own computation on the same ciphertexts. The original demo's request body (n and g as
-//!   bare JSON integers, written by python's json module) is read, computed on and answered.
+//!   its own computation on the same ciphertexts. (The original demo's request body, an
+//!   application message, is tested against python in `pipeline/tests/interop_demo.rs`.)
 //! - Direction B: Rust generates a key, encrypts with the key owner's fast path and the public
 //!   path, writes the JWK and the ciphertexts; python loads and decrypts them.
 //!
@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use num_bigint::BigInt;
-use paillier::json::{DemoPayload, DemoReply, EncryptedJson, PrivateJwk};
-use paillier::{Decoded, EncryptedNumber, KeyBounds, PrivateKey};
+use paillier::json::{EncryptedJson, PrivateJwk};
+use paillier::{Decoded, EncryptedNumber, PrivateKey};
 use serde::{Deserialize, Serialize};
 
 /// Whether python-paillier can run here; panics when it cannot and `CI` is set.
@@ -161,13 +161,6 @@ struct RustResult {
     scalars: Vec<Plain>,
     result: EncryptedJson,
     rust_decrypt: String,
-}
-
-/// The demo inputs python encrypted and the factor the "server" multiplies them by.
-#[derive(Deserialize)]
-struct DemoExpected {
-    inputs: Vec<i64>,
-    factor: i64,
 }
 
 /// One Rust ciphertext of direction B (b_ciphertexts.json).
@@ -367,35 +360,6 @@ fn python_encrypts_rust_computes_python_decrypts() {
     dir.write(
         "a_rust_results.json",
         &serde_json::to_string_pretty(&results).expect("serialise results"),
-    );
-
-    // The demo: a body from python's json module, n and g as bare integers of 617 digits.
-    let body = dir.read("a_demo_request.json");
-    assert!(
-        body.contains(&format!("\"n\": {}", pk.n())),
-        "the demo body must carry n as a bare JSON integer"
-    );
-    let payload: DemoPayload = serde_json::from_str(&body).expect("demo body parses");
-    let (demo_key, values) = payload
-        .decode(KeyBounds::default())
-        .expect("demo body is valid");
-    assert_eq!(demo_key, pk, "the demo body carries the JWK's key");
-    let expected: DemoExpected =
-        serde_json::from_str(&dir.read("a_demo_expected.json")).expect("demo expectations");
-    let plain: Vec<f64> = values
-        .iter()
-        .map(|v| key.decrypt_f64(v).expect("demo value decrypts"))
-        .collect();
-    let want: Vec<f64> = expected.inputs.iter().map(|&v| v as f64).collect();
-    assert_eq!(plain, want, "demo values decrypt to python's inputs");
-    let replies = values
-        .iter()
-        .map(|v| v.mul_i64(expected.factor).map(|x| x.obfuscated()))
-        .collect::<Result<Vec<_>, _>>()
-        .expect("demo multiplication");
-    dir.write(
-        "a_demo_reply.json",
-        &serde_json::to_string(&DemoReply::new(&replies)).expect("serialise reply"),
     );
 
     peer("a-verify", &dir.0);

@@ -469,21 +469,3 @@ fn pheutil_ciphertext_json_loads() {
     }
     f.finish("pheutil_ciphertexts", cases.len());
 }
-
-#[test]
-fn demo_payload_with_bare_integers_loads() {
-    let demo = &DOC["demo_payload"];
-    let payload: paillier::json::DemoPayload =
-        serde_json::from_str(text(&demo["json"])).expect("demo body parses without f64");
-    let (public, values) = payload
-        .decode(KeyBounds::default())
-        .expect("demo body is valid");
-    assert_eq!(&public, pk());
-    let want = demo["expected"].as_array().unwrap();
-    let mut f = Failures::default();
-    f.check("demo", "number of values", values.len(), want.len());
-    for (i, (got, want)) in values.iter().zip(want).enumerate() {
-        check_result(&mut f, &format!("demo value {i}"), got, want);
-    }
-    f.finish("demo_payload", want.len());
-}

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use num_bigint::{BigInt, BigUint};
 use num_traits::{One, Zero};
-use paillier::json::{BigUintDecimal, DemoPayload, EncryptedJson, PrivateJwk, PublicJwk};
+use paillier::json::{BigUintDecimal, EncryptedJson, PrivateJwk, PublicJwk};
 use paillier::{Error, KeyBounds, PrivateKey, PublicKey};
 use proptest::prelude::*;
 
@@ -304,44 +304,6 @@ fn big_integers_in_json_never_pass_through_floats() {
     }
     let too_long = "9".repeat(5_001);
     assert!(serde_json::from_str::<BigUintDecimal>(&too_long).is_err());
-}
-
-#[test]
-fn demo_payloads_are_read_with_bare_integers_and_checked() {
-    let sk = key();
-    let pk = sk.public_key();
-    let values = [sk.encrypt_i64(10).unwrap(), sk.encrypt_i64(-11).unwrap()];
-    // Python's json module writes n and g bare: build the body that way.
-    let body = format!(
-        r#"{{"public_key": {{"g": {}, "n": {}}}, "values": [["{}", 0], ["{}", 0]]}}"#,
-        pk.g(),
-        pk.n(),
-        values[0].ciphertext(),
-        values[1].ciphertext()
-    );
-    let payload: DemoPayload = serde_json::from_str(&body).unwrap();
-    let (key_back, decoded) = payload.decode(small_bounds()).unwrap();
-    assert_eq!(&key_back, pk);
-    let plain: Vec<_> = decoded
-        .iter()
-        .map(|v| sk.decrypt(v).unwrap().to_bigint().unwrap())
-        .collect();
-    assert_eq!(plain, vec![BigInt::from(10), BigInt::from(-11)]);
-    // g must be n + 1.
-    let bad_g = body.replacen(
-        &format!("\"g\": {}", pk.g()),
-        &format!("\"g\": {}", pk.n() + 2u32),
-        1,
-    );
-    let payload: DemoPayload = serde_json::from_str(&bad_g).unwrap();
-    assert_eq!(
-        payload.decode(small_bounds()).unwrap_err(),
-        Error::BadGenerator
-    );
-    // And it round-trips through our own writer.
-    let ours = serde_json::to_string(&DemoPayload::new(pk, &values)).unwrap();
-    let back: DemoPayload = serde_json::from_str(&ours).unwrap();
-    assert_eq!(back.decode(small_bounds()).unwrap().1, values.to_vec());
 }
 
 #[test]

@@ -110,10 +110,6 @@ pub enum BrokerError {
     /// A name or id AMQP cannot carry (too long, or empty where that means something else).
     #[error(transparent)]
     Name(#[from] AmqpNameError),
-    /// A name too long for an AMQP short string. The worker's consume path still reports this;
-    /// new code checks names with [`AmqpName`] and reports [`BrokerError::Name`].
-    #[error("{0:?} is too long for an AMQP short string (255 bytes)")]
-    NameTooLong(String),
     /// The broker did not answer a request in time: the connection is treated as lost.
     #[error("{context}: no answer from the broker within {}", humantime::format_duration(*.after))]
     Stalled {

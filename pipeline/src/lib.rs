@@ -28,7 +28,8 @@
 //! - [`packing`]: a submission's outputs packed into one plaintext (bounds, layout, Horner
 //!   packing with public operations, checked unpacking), so results cost one re-randomisation
 //!   and one decryption instead of one per output.
-//! - [`messages`]: submissions, results and the original demo's request/reply; strict parsing
+//! - [`messages`]: submissions, results and the original demo's wire format (request, reply and
+//!   key, an application message and so here, not in `paillier`); strict parsing
 //!   with typed [`InputError`](messages::InputError)s; AMQP properties.
 //! - [`participant`]: [`participant::ParticipantId`], the one user string that
 //!   becomes part of queue and file names.

@@ -14,8 +14,9 @@ use crate::events::{WorkerEvent, unix_ms};
 use crate::process::{Outcome, Reply, Request};
 use crate::service::{WorkerContext, WorkerError};
 use crate::stats::WorkerStats;
+use pipeline::amqp_name::AmqpNameError;
 use pipeline::broker::{Outgoing, PublishFate};
-use pipeline::messages::{Properties, properties};
+use pipeline::messages::Properties;
 
 /// How a delivery is settled once the batch's publishes are confirmed.
 #[derive(Clone, Copy)]
@@ -93,12 +94,27 @@ pub(crate) async fn process_batch(
             outgoing.len() - 1
         };
         match outcome {
-            Outcome::Done(reply) => {
-                done += 1;
-                mine.reply = Some(push(ctx.reply(reply)));
-                mine.reply_is_result = true;
-                settle.push(Settle::Ack);
-            }
+            Outcome::Done(reply) => match ctx.reply(reply) {
+                Ok(out) => {
+                    done += 1;
+                    mine.reply = Some(push(out));
+                    mine.reply_is_result = true;
+                    settle.push(Settle::Ack);
+                }
+                // An id AMQP cannot carry: this message's result cannot be published (retrying
+                // would not change that), so the message is dead-lettered and the batch goes on.
+                Err(error) => {
+                    failed += 1;
+                    warn!(message_id, %error, "result not publishable, dead-lettering the message");
+                    mine.dead_letter = Some(push(ctx.dead_letter(
+                        delivery,
+                        &request.body,
+                        "result_unpublishable",
+                        &error.to_string(),
+                    )));
+                    settle.push(Settle::Ack);
+                }
+            },
             Outcome::Rejected { error, reply } => {
                 rejected += 1;
                 warn!(message_id, kind = error.kind(), reason = %error, "message refused, dead-lettering it");
@@ -108,7 +124,9 @@ pub(crate) async fn process_batch(
                     error.kind(),
                     &error.to_string(),
                 )));
-                mine.reply = reply.map(|r| push(ctx.reply(r)));
+                mine.reply = reply
+                    .and_then(|r| ctx.error_reply(r, message_id))
+                    .map(&mut push);
                 settle.push(Settle::Ack);
             }
             Outcome::Failed { reason, reply } => {
@@ -123,7 +141,9 @@ pub(crate) async fn process_batch(
                         "computation_failed",
                         &reason,
                     )));
-                    mine.reply = reply.map(|r| push(ctx.reply(r)));
+                    mine.reply = reply
+                        .and_then(|r| ctx.error_reply(r, message_id))
+                        .map(&mut push);
                     settle.push(Settle::Ack);
                 } else {
                     retried += 1;
@@ -228,20 +248,30 @@ pub(crate) async fn process_batch(
 }
 
 impl WorkerContext {
-    fn reply(&self, reply: Reply) -> Outgoing {
-        let props = properties(&Properties {
+    /// The result message for `reply`; refused when one of its ids is not an AMQP short string.
+    fn reply(&self, reply: Reply) -> Result<Outgoing, AmqpNameError> {
+        let props = Properties {
             kind: reply.kind,
             message_id: uuid::Uuid::new_v4().to_string(),
             correlation_id: reply.correlation_id,
             reply_to: None,
             app_id: self.tag.clone(),
-        });
-        Outgoing {
+        }
+        .to_amqp()?;
+        Ok(Outgoing {
             exchange: self.topology.results_exchange.clone(),
             routing_key: reply.routing_key,
             body: reply.body,
             properties: props,
-        }
+        })
+    }
+
+    /// The error result sent along with a dead-lettered message, if it can be published; the
+    /// message itself is dead-lettered either way, so an unpublishable error result is logged.
+    fn error_reply(&self, reply: Reply, message_id: &str) -> Option<Outgoing> {
+        self.reply(reply)
+            .inspect_err(|error| warn!(message_id, %error, "error result not publishable"))
+            .ok()
     }
 
     fn dead_letter(&self, delivery: &Delivery, body: &[u8], kind: &str, reason: &str) -> Outgoing {

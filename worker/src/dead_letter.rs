@@ -21,8 +21,9 @@
 
 use lapin::BasicProperties;
 use lapin::message::Delivery;
-use lapin::types::{AMQPValue, LongString, ShortString};
+use lapin::types::{AMQPValue, LongString};
 
+use pipeline::amqp_name::{AmqpName, NameKind};
 use pipeline::broker::Outgoing;
 use pipeline::messages::truncate_reason;
 
@@ -81,8 +82,12 @@ pub(crate) fn dead_letter(
         .with_delivery_mode(2);
     // The publisher identifies returned messages by message id: make sure there is one.
     if original.message_id().is_none() {
-        let id = format!("dead-{}", uuid::Uuid::new_v4());
-        properties = properties.with_message_id(ShortString::from(id));
+        let id = AmqpName::new(
+            NameKind::MessageId,
+            format!("dead-{}", uuid::Uuid::new_v4()),
+        )
+        .expect("\"dead-\" and a UUID are 41 bytes");
+        properties = properties.with_message_id(id.into());
     }
     Outgoing {
         exchange: dead_exchange.to_owned(),

@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use paillier::json::DemoPayload;
 use pipeline::ParticipantId;
 use pipeline::config::{Limits, Settings};
+use pipeline::messages::DemoPayload;
 use pipeline::messages::{
     DemoRequest, Incoming, InputError, MessageType, ResultMessage, SubmissionWire,
     demo_error_reply, parse_incoming, valid_message_id,
@@ -520,7 +520,7 @@ mod tests {
             panic!("demo request refused")
         };
         assert_eq!(reply.kind, MessageType::DemoReply);
-        let parsed: paillier::json::DemoReply = serde_json::from_slice(&reply.body).unwrap();
+        let parsed: pipeline::messages::DemoReply = serde_json::from_slice(&reply.body).unwrap();
         let out: Vec<f64> = parsed
             .decode(pk)
             .unwrap()

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -42,6 +42,7 @@ use tracing::{error, info, warn};
 use crate::events::{EventSink, WorkerEvent, unix_ms};
 use crate::process::Processor;
 use crate::stats::WorkerStats;
+use pipeline::amqp_name::{AmqpName, NameKind};
 use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
 use pipeline::config::Settings;
 use pipeline::topology::{Topology, TopologyError};
@@ -311,10 +312,12 @@ impl Session {
                 .map_err(channel_err("setting the prefetch window"))?;
             let consumer = channel
                 .basic_consume(
-                    ShortString::try_new(topology.work_queue.clone())
-                        .map_err(|_| BrokerError::NameTooLong(topology.work_queue.clone()))?,
-                    ShortString::try_new(tag)
-                        .map_err(|_| BrokerError::NameTooLong(tag.to_owned()))?,
+                    AmqpName::queue(topology.work_queue.as_str())
+                        .map_err(BrokerError::from)?
+                        .into(),
+                    AmqpName::new(NameKind::ConsumerTag, tag)
+                        .map_err(BrokerError::from)?
+                        .into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )

@@ -1,7 +1,7 @@
 //! Structure-aware fuzzing, with proptest, of everything that reads untrusted bytes: the worker's
 //! [`Processor`] (size check, shape probe, strict parse, validation, and the computation itself
-//! with small keys), paillier's JSON deserializers and validators (`BigUintDecimal`,
-//! `DemoPayload`, `DemoReply`, `PublicJwk`, `PrivateJwk`, `EncryptedJson`), the result a
+//! with small keys), the JSON deserializers and validators (paillier's `BigUintDecimal`,
+//! `PublicJwk`, `PrivateJwk`, `EncryptedJson`; the pipeline's `DemoPayload`, `DemoReply`), the result a
 //! consumer decrypts, and the decoding of encodings. The property is "no panic, and every
 //! refusal is a well-formed error"; each target also checks something that can fail.
 //!
@@ -23,13 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use num_bigint::BigUint;
-use paillier::json::{
-    BigUintDecimal, DemoPayload, DemoReply, EncryptedJson, PrivateJwk, PublicJwk,
-};
+use paillier::json::{BigUintDecimal, EncryptedJson, PrivateJwk, PublicJwk};
 use paillier::{EncodedNumber, KeyBounds, PrivateKey};
 use pipeline::ParticipantId;
 use pipeline::config::{LoadOptions, Settings};
-use pipeline::messages::{ResultMessage, SubmissionWire};
+use pipeline::messages::{DemoPayload, DemoReply, ResultMessage, SubmissionWire};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::{Value, json};

@@ -17,10 +17,10 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::ShortString;
 use num_bigint::BigUint;
 use paillier::PrivateKey;
-use paillier::json::DemoPayload;
 use participant::readings;
 use pipeline::ParticipantId;
 use pipeline::broker::Outgoing;
+use pipeline::messages::DemoPayload;
 use pipeline::messages::{ResultMessage, ResultStatus};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -974,7 +974,7 @@ async fn every_hostile_message_is_dead_lettered_quickly_in_bounded_memory() {
     assert!(errors >= cases.len() / 2, "only {errors} error replies");
 
     assert_eq!(demo_reply.len(), 1, "the valid demo request was answered");
-    let reply: paillier::json::DemoReply =
+    let reply: pipeline::messages::DemoReply =
         serde_json::from_slice(&demo_reply[0].delivery.data).unwrap();
     let v = key.decrypt_f64(&reply.decode(pk).unwrap()[0]).unwrap();
     assert!((10.0..=100.0).contains(&v) && v % 10.0 == 0.0, "{v}");

@@ -2,13 +2,12 @@
 """The python-paillier side of paillier/tests/interop_python.rs.
 
 Every file it reads or writes uses python-paillier's own formats: the private key is a JWK exactly
-as `pheutil genpkey` writes it, ciphertexts are pheutil's {"v": "<decimal>", "e": exponent}, and
-the demo body is the original demo's {"public_key": {"g": .., "n": ..}, "values": [[..], ..]}
-written by python's json module (bare integers). Commands, all taking a working directory:
+as `pheutil genpkey` writes it, ciphertexts are pheutil's {"v": "<decimal>", "e": exponent}. (The
+original demo's body is pipeline/tests/interop/demo_peer.py's.) Commands, all taking a working
+directory:
 
   a-generate DIR  generate a key, write DIR/a_private_jwk.json, encrypt DIR/a_inputs.json
-                  and the demo request DIR/a_demo_request.json
-  a-verify DIR    decrypt Rust's results (DIR/a_rust_results.json, DIR/a_demo_reply.json) and
+  a-verify DIR    decrypt Rust's results (DIR/a_rust_results.json) and
                   compare them with python-paillier's own computation on the same inputs
   b-verify DIR    load the key Rust generated (DIR/b_private_jwk.json), decrypt Rust's
                   ciphertexts (DIR/b_ciphertexts.json), compare with the plaintexts Rust claims
@@ -34,8 +33,6 @@ A_INPUTS = [
 ]
 # Values also sent the way pheutil's `encrypt` sends them: exponent lowered to -32.
 A_PHEUTIL = [("p_a", 5.4), ("p_b", 4.2), ("p_j", -7)]
-DEMO_INPUTS = [10, 11, -5, 0]
-DEMO_FACTOR = 7
 
 
 def path(directory, name):
@@ -151,13 +148,6 @@ def a_generate(directory):
                        "python_decrypt": value_json(priv.decrypt(enc)),
                        "ciphertext": serialise_pheutil(enc)})
     write_json(directory, "a_inputs.json", inputs)
-    # The demo's client body, written by python's json module: n and g are bare integers.
-    demo = [pub.encrypt(v) for v in DEMO_INPUTS]
-    with open(path(directory, "a_demo_request.json"), "w") as f:
-        json.dump({"public_key": {"g": pub.g, "n": pub.n},
-                   "values": [[str(e.ciphertext()), e.exponent] for e in demo]}, f)
-    write_json(directory, "a_demo_expected.json",
-               {"inputs": DEMO_INPUTS, "factor": DEMO_FACTOR})
     print("a-generate: %d-bit key, %d ciphertexts" % (pub.n.bit_length(), len(inputs)))
 
 
@@ -209,14 +199,7 @@ def a_verify(directory):
         # Rust must have re-randomised its output (phe does so in ciphertext(be_secure=True)).
         m.check(label + " obfuscated", int(item["result"]["v"]) != ours.ciphertext(be_secure=False),
                 True)
-    reply = read_json(directory, "a_demo_reply.json")
-    expected = read_json(directory, "a_demo_expected.json")
-    got = [priv.decrypt(phe.EncryptedNumber(pub, int(c), exponent=e)) for c, e in reply["values"]]
-    m.check("demo reply", got, [v * expected["factor"] for v in expected["inputs"]])
-    for c, _ in reply["values"]:
-        m.check("demo reply ciphertext is a decimal string", isinstance(c, str), True)
-    m.exit("a-verify: %d Rust results and the demo reply decrypt as python-paillier computes"
-           % len(results))
+    m.exit("a-verify: %d Rust results decrypt as python-paillier computes" % len(results))
 
 
 def b_verify(directory):

@@ -11,9 +11,9 @@ mod properties;
 mod result;
 mod submission;
 
-pub use demo::{DemoRequest, demo_error_reply};
+pub use demo::{DemoPayload, DemoPublicKey, DemoReply, DemoRequest, DemoValue, demo_error_reply};
 pub use error::InputError;
-pub use properties::{MessageType, Properties, now_secs, properties, truncate_reason};
+pub use properties::{MessageType, Properties, now_secs, truncate_reason};
 pub use result::{
     DecryptError, DecryptedValue, EncryptedValue, ErrorBody, PackedCiphertext,
     RESULT_VERSION_PACKED, RESULT_VERSION_UNPACKED, ResultMessage, ResultStatus,
@@ -33,7 +33,7 @@ pub enum Incoming {
     /// A submission in this project's format.
     Submission(SubmissionWire),
     /// A request in the original demo's format.
-    Demo(paillier::json::DemoPayload),
+    Demo(DemoPayload),
 }
 
 /// The top-level keys that tell the shapes apart; values are skipped, not buffered.

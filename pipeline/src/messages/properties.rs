@@ -68,30 +68,6 @@ impl Properties {
     }
 }
 
-/// AMQP properties as [`Properties::to_amqp`] makes them, except that an id AMQP cannot carry is
-/// left out instead of refused. Only the worker's result publishing still uses this (its ids
-/// come from submissions already checked on input); new code calls [`Properties::to_amqp`].
-pub fn properties(p: &Properties) -> BasicProperties {
-    let mut props = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_type(p.kind.as_str().into())
-        .with_timestamp(now_secs());
-    if let Ok(id) = ShortString::try_new(p.message_id.clone()) {
-        props = props.with_message_id(id);
-    }
-    if let Ok(id) = ShortString::try_new(p.correlation_id.clone()) {
-        props = props.with_correlation_id(id);
-    }
-    if let Some(Ok(reply_to)) = p.reply_to.clone().map(ShortString::try_new) {
-        props = props.with_reply_to(reply_to);
-    }
-    if let Ok(app) = ShortString::try_new(p.app_id.clone()) {
-        props = props.with_app_id(app);
-    }
-    props
-}
-
 /// Seconds since the epoch, as AMQP timestamps count.
 pub fn now_secs() -> u64 {
     SystemTime::now()
