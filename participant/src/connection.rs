@@ -46,7 +46,12 @@ impl ClientError {
     /// Whether the broker refused for good (a missing permission, queue or exchange, a refused
     /// login): retrying cannot help, the error is reported as it is.
     pub fn is_refusal(&self) -> bool {
-        broker::caused_by_refusal(self)
+        // The variants are transparent: their own error is not in `source()`'s chain.
+        match self {
+            ClientError::Broker(err) => broker::caused_by_refusal(err),
+            ClientError::Topology(err) => err.is_refusal() || broker::caused_by_refusal(err),
+            _ => false,
+        }
     }
 }
 

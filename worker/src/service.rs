@@ -76,7 +76,12 @@ impl WorkerError {
     /// Whether the broker refused for good (a missing permission, queue or exchange, a refused
     /// login): the worker stops with it instead of reconnecting.
     pub fn is_refusal(&self) -> bool {
-        broker::caused_by_refusal(self)
+        // The variants are transparent: their own error is not in `source()`'s chain.
+        match self {
+            WorkerError::Broker(err) => broker::caused_by_refusal(err),
+            WorkerError::Topology(err) => err.is_refusal() || broker::caused_by_refusal(err),
+            _ => false,
+        }
     }
 }
 
