@@ -1,4 +1,4 @@
-# The producer, worker and consumer binaries in one small image (see docker-compose.yml).
+# The producer, worker, consumer and admin binaries in one small image (see docker-compose.yml).
 #
 #   docker build -t health-pipeline .
 #   docker run --rm health-pipeline producer --help
@@ -24,15 +24,15 @@ RUN set -eu; mkdir /skeleton; \
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 COPY --from=planner /skeleton/ ./
-RUN cargo build --release --locked -p producer -p worker -p consumer
+RUN cargo build --release --locked -p producer -p worker -p consumer -p admin
 COPY . .
 # The stubs above are newer than the real sources' timestamps: make cargo rebuild our crates.
 RUN find . -name '*.rs' -not -path './target/*' -exec touch {} + \
-    && cargo build --release --locked -p producer -p worker -p consumer \
+    && cargo build --release --locked -p producer -p worker -p consumer -p admin \
     && mkdir /out \
-    && cp target/release/producer target/release/worker target/release/consumer /out/
+    && cp target/release/producer target/release/worker target/release/consumer target/release/admin /out/
 
-# --- runtime: the three binaries, a non-root user, the key store directory.
+# --- runtime: the four binaries, a non-root user, the key store directory.
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
@@ -40,12 +40,12 @@ RUN apt-get update \
     && groupadd --system --gid 10001 pipeline \
     && useradd --system --uid 10001 --gid pipeline --home-dir /app --shell /usr/sbin/nologin pipeline \
     && install -d -o pipeline -g pipeline -m 0700 /var/lib/pipeline/keys
-COPY --from=builder /out/producer /out/worker /out/consumer /usr/local/bin/
+COPY --from=builder /out/producer /out/worker /out/consumer /out/admin /usr/local/bin/
 # The defaults are compiled in; the file is here to read and to copy for `--config FILE`.
 COPY config/ /app/config/
 WORKDIR /app
-ENV AMQP_URL=amqp://guest:guest@rabbitmq:5672/%2f \
-    KEY_STORE=/var/lib/pipeline/keys \
+# No AMQP_URL default: each service is given its own user's URL (docker-compose.yml).
+ENV KEY_STORE=/var/lib/pipeline/keys \
     RUST_LOG=info
 # A named volume mounted here starts with this directory's owner and 0700 mode.
 VOLUME ["/var/lib/pipeline/keys"]

@@ -225,3 +225,22 @@ def test_broker_listens_with_tls_and_services_verify_it(services):
         assert any(
             str(v).endswith(f":{ca_file}:ro") for v in services[name].get("volumes", [])
         ), f"{name} must mount its CA file read-only at {ca_file}"
+
+
+def test_no_guest_where_the_page_is_served_and_web_stomp_stays_internal(services):
+    """The page's proxy reaches Web-STOMP, whose CONNECT without credentials logs in as guest:
+    the broker must start with another administrator, and 15674 must not be published."""
+    broker = services["rabbitmq"]
+    env = environment(broker)
+    assert env["RABBITMQ_DEFAULT_USER"] != "guest" and "guest" not in env["RABBITMQ_DEFAULT_USER"]
+    assert "BROKER_ADMIN_PASSWORD:?" in env["RABBITMQ_DEFAULT_PASS"], "the admin password is required, not defaulted"
+    assert not any("15674" in str(p) for p in broker.get("ports", [])), "Web-STOMP is reached through the web service only"
+    plugins = (ROOT / "config" / "rabbitmq-enabled-plugins").read_text(encoding="utf-8")
+    assert "rabbitmq_web_stomp" in plugins and "rabbitmq_management" in plugins
+    assert any(v.endswith("/etc/rabbitmq/enabled_plugins:ro") for v in broker["volumes"])
+    for name, service in services.items():
+        url = environment(service).get("AMQP_URL", "")
+        assert "guest" not in url, f"{name} must not connect as guest"
+    web = services["web"]
+    assert any("web/nginx/compose.conf" in v for v in web["volumes"])
+    assert any(str(p).startswith("8080") for p in web["ports"])

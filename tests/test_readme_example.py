@@ -4,7 +4,9 @@ The Python block is taken from README.md itself, so the documentation cannot dri
 works: python-paillier encrypts, the Rust worker computes, python-paillier decrypts.
 """
 
+import json
 import os
+import uuid
 import re
 import signal
 import subprocess
@@ -20,7 +22,7 @@ README = ROOT / "README.md"
 
 def readme_client_code() -> str:
     text = README.read_text(encoding="utf-8")
-    match = re.search(r"```python\n(import json, uuid, pika, phe.*?)```", text, re.S)
+    match = re.search(r"```python\n(import json, os, uuid, pika, phe.*?)```", text, re.S)
     assert match, "README.md lost its Python client example"
     return match.group(1)
 
@@ -35,23 +37,44 @@ def worker_binary() -> Path:
     pytest.skip("no worker binary built")
 
 
-def delete_queue(name: str) -> None:
+def management(method: str, path: str, body: dict | None = None) -> None:
+    data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"http://127.0.0.1:15672/api/queues/%2F/{name}", method="DELETE"
+        f"http://127.0.0.1:15672/api/{path}", data=data, method=method
     )
     request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
-    try:
-        urllib.request.urlopen(request, timeout=5)
-    except Exception:
-        pass  # already gone, or no management API: nothing to clean
+    request.add_header("content-type", "application/json")
+    urllib.request.urlopen(request, timeout=5)
+
+
+def create_participant_user(vhost: str, name: str, password: str) -> None:
+    """The example's own broker user: the worker binds a submission to its sender (issue 10).
+    It may declare and bind its reply queue (configure on it, write on it, read on `results`),
+    publish to `readings` and read its own queue."""
+    management("PUT", f"users/{name}", {"password": password, "tags": ""})
+    queue = re.escape(f"results.{name}")
+    management(
+        "PUT",
+        f"permissions/{vhost}/{name}",
+        {"configure": f"^{queue}$", "write": f"^(readings|{queue})$", "read": f"^({queue}|results)$"},
+    )
 
 
 def test_readme_python_client_gets_correct_decrypted_results(tmp_path):
     code = readme_client_code()
     script = tmp_path / "client.py"
     script.write_text(code, encoding="utf-8")
+    # A vhost of its own: the topology the worker declares (with this branch's queue arguments)
+    # cannot clash with queues other runs left in "/".
+    vhost = f"readme-{uuid.uuid4().hex[:12]}"
+    management("PUT", f"vhosts/{vhost}", {})
+    management("PUT", f"permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    create_participant_user(vhost, "p-042", "readme-example-pw")
+    env = dict(os.environ, AMQP_URL=f"amqp://p-042:readme-example-pw@127.0.0.1:5672/{vhost}")
+    worker_env = dict(os.environ, AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
     worker = subprocess.Popen(
         [str(worker_binary())],
+        env=worker_env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -59,7 +82,7 @@ def test_readme_python_client_gets_correct_decrypted_results(tmp_path):
     )
     try:
         client = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=180
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env
         )
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -68,7 +91,11 @@ def test_readme_python_client_gets_correct_decrypted_results(tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker_log = worker.communicate()[1]
-        delete_queue("results.p-042")
+        for path in ("users/p-042", f"vhosts/{vhost}"):
+            try:
+                management("DELETE", path)
+            except Exception:
+                pass
     assert client.returncode == 0, client.stderr + "\nworker:\n" + worker_log
     assert worker.returncode == 0, worker_log
     outputs = {}

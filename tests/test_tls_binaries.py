@@ -67,6 +67,9 @@ def tls_env(endpoint, tmp_path):
         PIPELINE__LIMITS__KEY_BITS_MIN="2048",
         KEY_STORE=str(tmp_path / "keys"),
         RUST_LOG="info",
+        # Every party is guest here (the test is about the transport): the explicitly insecure
+        # shared-user mode, where the worker does not bind submissions to their sender.
+        PIPELINE__IDENTITY__INSECURE_SHARED_USER="true",
     )
     yield env
     # The test's own queues and exchanges.

@@ -15,9 +15,9 @@ use std::borrow::Cow;
 
 use num_bigint::{BigInt, BigUint};
 
-use crate::arith::Residue;
 use crate::encoding::exponent_factor;
 use crate::{EncodedNumber, Error, PublicKey};
+use paillier_arith::Residue;
 
 /// A ciphertext with the exponent of the value it encrypts, bound to its public key.
 #[derive(Clone)]

@@ -9,9 +9,9 @@ use num_bigint::{BigRng010 as _, BigUint};
 use num_integer::Integer;
 use num_traits::{One, Zero};
 
-use crate::arith::{self, Modulus, Residue};
 use crate::primes;
 use crate::{EncodedNumber, EncryptedNumber, Error};
+use paillier_arith::{self as arith, Modulus, Residue};
 
 /// The key length generated when none is asked for: 3072-bit n gives 128-bit security (NIST
 /// SP 800-57), which data kept past 2030 needs; python-paillier 1.5 uses the same default.
@@ -198,7 +198,9 @@ impl PublicKey {
 
     /// Encrypts with a caller-chosen nonce r. Hazardous: only for known-answer tests against
     /// python-paillier (whose `encrypt` takes an `r_value`). A reused or predictable r
-    /// reveals the plaintext relation between ciphertexts; use [`PublicKey::encrypt`].
+    /// reveals the plaintext relation between ciphertexts; use [`PublicKey::encrypt`]. Only
+    /// with the `hazmat` feature.
+    #[cfg(feature = "hazmat")]
     pub fn encrypt_with_nonce(
         &self,
         encoded: &EncodedNumber,
@@ -278,7 +280,10 @@ pub(crate) fn random_unit(m: &BigUint) -> BigUint {
 
 /// A Paillier private key: the primes p < q, and the CRT values that make the key owner's
 /// encryption and decryption fast, computed once. `Debug` never prints a secret.
-#[derive(Clone)]
+///
+/// Not `Clone`: share one key (`&PrivateKey`, `Arc<PrivateKey>`) instead of copying its
+/// secrets. On drop its secrets are overwritten in place (see the crate documentation, "Secrets
+/// in memory", for what that covers and what it cannot).
 pub struct PrivateKey {
     public: PublicKey,
     p: BigUint,
@@ -307,7 +312,8 @@ impl PrivateKey {
     }
 
     /// Generates a key of any even length from 128 bits up. INSECURE below 2048 bits: only
-    /// for tests that need many keys fast.
+    /// for tests that need many keys fast, and only with the `hazmat` feature.
+    #[cfg(feature = "hazmat")]
     pub fn generate_insecure_for_tests(bits: u64) -> Self {
         assert!(
             bits >= 128 && bits.is_multiple_of(2),
@@ -435,11 +441,11 @@ impl PrivateKey {
             self.p_squared.to_residue(&sp),
             self.q_squared.to_residue(&sq),
         );
-        // Both halves at once: side by side on the IFMA kernel (see `Modulus::pow_pair`).
-        let [xp, xq] = Modulus::pow_pair([
-            (&self.p_squared, &rp, &self.p),
-            (&self.q_squared, &rq, &self.q),
-        ]);
+        // The exponents p and q are the secret: the constant-time exponentiation, bounded by
+        // their (public) length.
+        let bits = self.p.bits();
+        let xp = self.p_squared.pow_secret(&rp, &self.p, bits);
+        let xq = self.q_squared.pow_secret(&rq, &self.q, bits);
         let xp = self.p_squared.from_residue(&xp);
         let xq = self.q_squared.from_residue(&xq);
         self.crt_squared(&xp, &xq)
@@ -488,11 +494,11 @@ impl PrivateKey {
             self.p_squared.to_residue(ciphertext),
             self.q_squared.to_residue(ciphertext),
         );
-        // Both halves at once: side by side on the IFMA kernel (see `Modulus::pow_pair`).
-        let [xp, xq] = Modulus::pow_pair([
-            (&self.p_squared, &cp, &self.p_minus_1),
-            (&self.q_squared, &cq, &self.q_minus_1),
-        ]);
+        // Secret exponents p − 1 and q − 1: the constant-time exponentiation, bounded by the
+        // primes' (public) length.
+        let bits = self.p.bits();
+        let xp = self.p_squared.pow_secret(&cp, &self.p_minus_1, bits);
+        let xq = self.q_squared.pow_secret(&cq, &self.q_minus_1, bits);
         let half = |prime: &BigUint, ctx: &Modulus, x: &Residue, h: &BigUint| {
             let x = ctx.from_residue(x);
             (((x - 1u32) / prime) * h) % prime
@@ -529,6 +535,24 @@ impl PrivateKey {
 /// from the key store cheaper); `other_inverse` is q⁻¹ mod p.
 fn h_from_inverse(prime: &BigUint, other_inverse: &BigUint) -> BigUint {
     (prime - other_inverse) % prime
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        // p², q² and their Montgomery values are wiped by `Modulus`'s own drop.
+        for secret in [
+            &mut self.p,
+            &mut self.q,
+            &mut self.p_minus_1,
+            &mut self.q_minus_1,
+            &mut self.hp,
+            &mut self.hq,
+            &mut self.p_inv_mod_q,
+            &mut self.p_squared_inv_mod_q_squared,
+        ] {
+            paillier_arith::wipe_biguint(secret);
+        }
+    }
 }
 
 impl fmt::Debug for PrivateKey {
@@ -571,6 +595,18 @@ mod tests {
             let _ = PublicKey::from_n_with_bounds(BigUint::from(n), anything);
         }
         assert!(PublicKey::from_n_with_bounds(BigUint::from(15u32), anything).is_err());
+    }
+
+    /// `Debug` of a private key shows the public part and no secret digit.
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let key = PrivateKey::generate_insecure_for_tests(256);
+        let shown = format!("{key:?} {key:#?}");
+        assert!(shown.contains("<redacted>"));
+        for secret in [&key.p, &key.q, &key.hp, &key.hq, &key.p_inv_mod_q] {
+            assert!(!shown.contains(&secret.to_string()));
+            assert!(!shown.contains(&secret.to_str_radix(16)));
+        }
     }
 
     /// The closed form of h agrees with its definition, L(g^(p-1) mod p²)⁻¹ mod p.

@@ -14,23 +14,27 @@
 //! - `encoding`: [`EncodedNumber`], python-paillier's mantissa × 16^exponent encoding.
 //! - `encrypted`: [`EncryptedNumber`] and the homomorphic operations.
 //! - [`json`]: the demo's wire format, python-paillier's JWK keys and ciphertext JSON.
-//! - `arith`: Montgomery arithmetic, modular inverse and gcd over num-bigint's limbs.
+//! - the `paillier-arith` crate: Montgomery arithmetic, modular inverse and gcd over
+//!   num-bigint's limbs.
 //!
 //! ## `unsafe`
-//! The only `unsafe` code is in two x86-64 kernels, each run only after a cached run-time check
-//! of the CPU and behind a safe function, with SAFETY comments stating the invariants:
-//! `arith::adx`, one inline-assembly row kernel (`mulx`/`adcx`/`adox`, r += a·b over a slice,
-//! BMI2 and ADX), and `arith::ifma`, the base-2 Miller–Rabin round of prime generation on
-//! AVX-512 IFMA (the calls into its `target_feature` function and its vector loads and stores).
-//! Everything else, and every other CPU, uses portable safe Rust, and the tests compare the
-//! kernels with it and with num-bigint.
+//! None here: the crate forbids it (the workspace's `unsafe_code = "forbid"`). The arithmetic
+//! kernels, including the only `unsafe` code of the workspace (an x86-64 inline-assembly row
+//! kernel on BMI2/ADX and an AVX-512 IFMA kernel, each behind a cached run-time CPU check and
+//! a safe function), live in the `paillier-arith` crate.
 //!
 //! ## Key sizes
 //! [`PrivateKey::generate`] makes 2048, 3072 ([`DEFAULT_KEY_BITS`]) or 4096-bit moduli from two
 //! primes of half the length whose two top bits are set, so n has exactly the asked length;
 //! p ≠ q and |p − q| > 2^(bits/2 − 100). 3072 bits is the default because it gives 128-bit
 //! security, which health data kept past 2030 needs. Smaller keys exist only through
-//! [`PrivateKey::generate_insecure_for_tests`].
+//! `PrivateKey::generate_insecure_for_tests`, which needs the `hazmat` feature.
+//!
+//! ## The `hazmat` feature
+//! Off by default; production builds never enable it. It adds the functions that are only
+//! safe in tests: `PrivateKey::generate_insecure_for_tests` (keys of any length from 128 bits)
+//! and `PublicKey::encrypt_with_nonce` (a caller-chosen nonce, for known answers against
+//! python-paillier). Test code enables it through its `[dev-dependencies]`.
 //!
 //! ## What is validated, and why
 //! Keys and ciphertexts from outside are hostile until checked:
@@ -56,6 +60,7 @@
 //! (mantissa, exponent) and results decrypt identically on either side.
 //!
 //! ## Example
+//! (Small test keys need the `hazmat` feature; real code uses `PrivateKey::generate(3072)`.)
 //! ```
 //! use paillier::PrivateKey;
 //! let key = PrivateKey::generate_insecure_for_tests(512); // use PrivateKey::generate(3072)
@@ -66,11 +71,32 @@
 //! ```
 //!
 //! ## Side channels
-//! Exponentiations are variable-time (as GMP's `mpz_powm`, which python-paillier uses). The key
-//! owner's operations run on the participant's own machine; workers only ever hold public keys.
-//! Secrets are not zeroed on drop (num-bigint offers no way to).
+//! Every exponentiation with a secret exponent runs in constant time
+//! (`paillier_arith::Modulus::pow_secret`): decryption (exponents p − 1, q − 1), the key
+//! owner's CRT encryption (exponents p, q) and the Miller–Rabin checks of a loaded key's p and q
+//! (the odd parts of p − 1, q − 1). Fixed windows over the primes' public length, a table read
+//! in full and selected by mask, and a Montgomery step without a branch on the data; these run
+//! on the scalar kernels, not on the AVX-512 IFMA one. Still variable time: the rest of a
+//! decryption (the divisions and products of the CRT recombination, on num-bigint), reducing
+//! the ciphertext modulo p² and q², key loading (inverses), prime generation (its candidates
+//! are secret once chosen, but a rejected candidate tells nothing and a run happens once per
+//! key), and, in the key checks, finding the odd part of p − 1 and the squarings after the
+//! exponentiation. Public-exponent work (r^n, scalar products, the worker's operations) stays
+//! variable time and fast.
+//!
+//! ## Secrets in memory
+//! [`PrivateKey`] is not `Clone`. When it drops, p, q, p − 1, q − 1, h_p, h_q, p⁻¹ mod q and
+//! (p²)⁻¹ mod q² are overwritten in place (num-bigint exposes no buffer, so each is assigned an
+//! all-ones value of its own length, which num-bigint writes into the same allocation), and
+//! the Montgomery contexts of p² and q² (modulus, R mod m, R² mod m, normalised copy) are
+//! zeroed by their own drop. The constant-time exponentiation zeroes its exponent limbs,
+//! table and scratch. Not wiped (beyond what this representation allows): buffers num-bigint
+//! freed while computing these values (construction temporaries such as p², q² and q⁻¹ mod p,
+//! and reallocations), the intermediate values of each decryption and owner encryption
+//! (x mod p², m mod p, m mod q, the random s_p, s_q and their residues), the plaintexts
+//! returned, and any copy a caller makes through [`PrivateKey::p`] / [`PrivateKey::q`] or a key
+//! file's text.
 
-mod arith;
 mod encoding;
 mod encrypted;
 mod error;

@@ -29,7 +29,7 @@ use num_integer::Integer;
 use num_traits::{One, ToPrimitive};
 use rand::CryptoRng;
 
-use crate::arith::{Modulus, Residue};
+use paillier_arith::{Modulus, Residue};
 
 /// Candidates are sieved by all odd primes below this bound before any Miller–Rabin round.
 pub(crate) const SIEVE_LIMIT: u32 = 1 << 16;
@@ -131,7 +131,7 @@ pub(crate) fn is_probable_prime<R: CryptoRng + ?Sized>(
     }
     // Base 2 first: it rejects almost every composite, and 2^d needs only squarings and
     // doublings: on the IFMA kernel where the CPU has it, else `pow_two`.
-    let base_2 = crate::arith::base_2_round(n).unwrap_or_else(|| scalar_base_2_round(n));
+    let base_2 = paillier_arith::base_2_round(n).unwrap_or_else(|| scalar_base_2_round(n));
     base_2 && random_base_rounds(n, rounds, rng)
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn is_prime<R: CryptoRng + ?Sized>(n: &BigUint, rng: &mut R) -> bool 
     if let Some(p) = n.to_u32().filter(|&v| v < SIEVE_LIMIT) {
         return small_odd_primes().binary_search(&p).is_ok();
     }
-    small_factor(n).is_none() && is_probable_prime(n, miller_rabin_rounds(n.bits()), rng)
+    small_factor(n).is_none() && is_probable_secret_prime(n, miller_rabin_rounds(n.bits()), rng)
 }
 
 /// The sieve and a single base-2 Miller–Rabin round, for primes this program generated itself
@@ -187,7 +187,35 @@ pub(crate) fn is_probable_prime_base_2<R: CryptoRng + ?Sized>(n: &BigUint, rng: 
     if let Some(p) = n.to_u32().filter(|&v| v < SIEVE_LIMIT) {
         return small_odd_primes().binary_search(&p).is_ok();
     }
-    small_factor(n).is_none() && is_probable_prime(n, 0, rng)
+    small_factor(n).is_none() && is_probable_secret_prime(n, 0, rng)
+}
+
+/// [`is_probable_prime`] for a prime of a key (p or q, secret: a key read from a file): the
+/// base-2 round and `rounds` random-base rounds, every exponentiation on the constant-time
+/// path (`Modulus::pow_secret`, bounded by n's length). What stays variable time: finding the
+/// odd part of n − 1 (its trailing zeros) and the squarings after the exponentiation, which
+/// stop where −1 or 1 appears.
+fn is_probable_secret_prime<R: CryptoRng + ?Sized>(n: &BigUint, rounds: u32, rng: &mut R) -> bool {
+    if n.is_even() || *n <= BigUint::from(3u32) {
+        return *n == BigUint::from(3u32);
+    }
+    let Some(ctx) = Modulus::new(n) else {
+        return false;
+    };
+    let n_minus_1 = n - 1u32;
+    let s = n_minus_1.trailing_zeros().unwrap_or(0);
+    let d = &n_minus_1 >> s;
+    let bits = n.bits();
+    let round = |base: &BigUint| {
+        passes_round(
+            &ctx,
+            &n_minus_1,
+            s,
+            ctx.pow_secret(&ctx.to_residue(base), &d, bits),
+        )
+    };
+    let (low, high) = (BigUint::from(2u32), n - 2u32);
+    round(&low) && (0..rounds).all(|_| round(&rng.random_biguint_range(&low, &high)))
 }
 
 /// The largest sieve bound prime generation uses (see [`search_sieve_limit`]).
@@ -473,7 +501,7 @@ fn random_prime_counted<R: CryptoRng + ?Sized>(
                 let second = survivors.next().filter(|c| c.bits() == bits);
                 let pair = second
                     .as_ref()
-                    .and_then(|second| crate::arith::base_2_round_pair([&first, second]));
+                    .and_then(|second| paillier_arith::base_2_round_pair([&first, second]));
                 if let (Some([first_passes, second_passes]), Some(second)) = (pair, &second) {
                     tested += 2;
                     if first_passes && random_base_rounds(&first, rounds, rng) {

@@ -71,7 +71,7 @@ pub struct Client {
     link: Mutex<Link>,
     /// Held while reconnecting, so that callers noticing the same loss reconnect once.
     reconnecting: tokio::sync::Mutex<()>,
-    broker: BrokerSettings,
+    pub(crate) broker: BrokerSettings,
     role: String,
     pub(crate) topology: Topology,
     /// `topology.declare`: declare what is used, or only check that it exists.

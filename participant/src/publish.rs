@@ -2,6 +2,7 @@
 //! messages at once (bulk enrollment), republished after a reconnect until the broker confirmed
 //! them.
 
+use lapin::types::ShortString;
 use pipeline::ParticipantId;
 use pipeline::broker::{BrokerError, Outgoing};
 use pipeline::messages::{MessageType, Properties, SubmissionWire};
@@ -26,6 +27,12 @@ impl Client {
         }
         .to_amqp()
         .map_err(BrokerError::from)?;
+        // The broker checks user_id against the connection's user; the worker binds the
+        // submission to it (issue 10).
+        let props = match pipeline::broker::url_user(&self.broker.url).map(ShortString::try_new) {
+            Some(Ok(user)) => props.with_user_id(user),
+            _ => props,
+        };
         Ok(Outgoing {
             exchange: self.topology.readings_exchange.clone(),
             routing_key: self.topology.submission_routing_key.clone(),

@@ -311,6 +311,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The broker user an AMQP URL logs in as (what RabbitMQ validates the `user_id` property
+/// against): the URL's user name, or `guest` when it names none (AMQP's default).
+pub fn url_user(url: &str) -> Option<String> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .ok()
+        .map(|uri| uri.authority.userinfo.username)
+}
+
 /// Host name for connection names and consumer tags.
 pub fn host_name() -> String {
     gethostname::gethostname()
@@ -501,6 +509,17 @@ pub struct Outgoing {
     pub properties: BasicProperties,
 }
 
+/// What became of one message given to [`ConfirmedPublisher::publish_each`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishFate {
+    /// The broker took responsibility for it.
+    Confirmed,
+    /// The broker refused it (`basic.nack`), e.g. its queue is full with reject-publish.
+    Nacked,
+    /// No queue took it (`basic.return`, with the broker's reply text).
+    Returned(String),
+}
+
 /// Publishes on a confirm-mode channel and reports success only once the broker has taken
 /// responsibility for every message (`basic.ack` without a return). Cloning shares the channel.
 #[derive(Clone)]
@@ -548,6 +567,79 @@ impl ConfirmedPublisher {
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), BrokerError> {
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         self.publish_pending(messages, &mut pending).await
+    }
+
+    /// Publishes every message once and reports each one's own fate, so that a message the
+    /// broker refuses (nack: a full queue with reject-publish; return: no route) settles only
+    /// itself and never the others sent with it. Nothing is republished. `Err` only when the
+    /// channel broke (then no fate is known; the caller reconnects).
+    pub async fn publish_each(
+        &self,
+        messages: &[Outgoing],
+    ) -> Result<Vec<PublishFate>, BrokerError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in messages {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    short(NameKind::Exchange, &m.exchange)?,
+                    short(NameKind::RoutingKey, &m.routing_key)?,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &m.body,
+                    m.properties.clone(),
+                )
+                .await
+                .map_err(|source| BrokerError::Channel {
+                    context: "publishing",
+                    source,
+                })?;
+            confirms.push(confirm);
+        }
+        let mut fates = vec![PublishFate::Confirmed; messages.len()];
+        let mut returned_ids = Vec::new();
+        for (i, confirm) in confirms.into_iter().enumerate() {
+            match confirm.await {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {}
+                Ok(Confirmation::Ack(Some(ret))) => {
+                    // A return may be attached to another message's confirm: it names its
+                    // message by id.
+                    returned_ids.push((
+                        ret.properties
+                            .message_id()
+                            .as_ref()
+                            .map(ToString::to_string),
+                        ret.reply_text.to_string(),
+                    ));
+                }
+                Ok(Confirmation::Nack(_)) => fates[i] = PublishFate::Nacked,
+                Err(source) => {
+                    return Err(BrokerError::Channel {
+                        context: "publishing",
+                        source,
+                    });
+                }
+            }
+        }
+        for (id, reply) in returned_ids {
+            let mut matched = false;
+            for (m, fate) in messages.iter().zip(fates.iter_mut()) {
+                if id.is_some() && m.properties.message_id().as_ref().map(ToString::to_string) == id
+                {
+                    *fate = PublishFate::Returned(reply.clone());
+                    matched = true;
+                }
+            }
+            if !matched {
+                warn!(
+                    reply,
+                    "the broker returned a message that names no message id"
+                );
+            }
+        }
+        Ok(fates)
     }
 
     /// Publishes `messages[i]` for every `i` in `pending` and removes each index from `pending`

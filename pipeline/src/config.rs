@@ -52,6 +52,9 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// Bounds on untrusted input.
     pub limits: Limits,
+    /// Who may submit for whom (validated AMQP `user_id`).
+    #[serde(default)]
+    pub identity: IdentitySettings,
     /// Where participant keys are kept.
     pub key_store: KeyStoreSettings,
     /// Participant-side defaults (key size of `producer keygen` / `enroll`).
@@ -233,16 +236,75 @@ pub struct TopologySettings {
     pub unroutable_queue: String,
     /// Reply queue of participant P is `<prefix><reply_queue_prefix>P`.
     pub reply_queue_prefix: String,
+    /// Longest `dead_queue` (messages); publishes beyond are refused (`x-overflow =
+    /// reject-publish`), so a flood of bad messages cannot fill the broker.
+    #[serde(default = "default_dead_queue_max_length")]
+    pub dead_queue_max_length: i64,
+    /// Largest total of message bodies in `dead_queue` (bytes), with reject-publish.
+    #[serde(default = "default_dead_queue_max_bytes")]
+    pub dead_queue_max_bytes: i64,
+    /// Longest `unroutable_queue` (messages), with reject-publish.
+    #[serde(default = "default_dead_queue_max_length")]
+    pub unroutable_queue_max_length: i64,
+    /// Largest total of message bodies in `unroutable_queue` (bytes), with reject-publish.
+    #[serde(default = "default_dead_queue_max_bytes")]
+    pub unroutable_queue_max_bytes: i64,
+}
+
+fn default_dead_queue_max_length() -> i64 {
+    100_000
+}
+
+fn default_dead_queue_max_bytes() -> i64 {
+    1 << 30
+}
+
+/// Who may submit for whom. RabbitMQ checks a message's `user_id` property against the
+/// publishing connection's user; the worker binds every submission to that user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    /// Development only: every client shares one broker user, so `user_id` proves nothing. The
+    /// worker then accepts submissions without `user_id` for any participant and answers to
+    /// `reply_to` (the behaviour before identities were checked), and warns at start.
+    pub insecure_shared_user: bool,
+    /// Broker users (coordinators) allowed to submit on behalf of any participant. Their results
+    /// still go to the participant's own reply queue. Never RabbitMQ's `impersonator` tag.
+    pub delegates: Vec<String>,
 }
 
 /// Options of per-participant reply queues.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyQueueSettings {
     /// `x-expires` of reply queues; `None` (the default) keeps them for ever. RabbitMQ deletes an
     /// expired queue together with the results in it.
     #[serde(default, with = "opt_duration")]
     pub expires: Option<Duration>,
+    /// `x-max-length` of every reply queue (reject-publish beyond); 0 = unbounded.
+    #[serde(default = "default_reply_max_length")]
+    pub max_length: i64,
+    /// `x-max-length-bytes` of every reply queue (reject-publish beyond); 0 = unbounded.
+    #[serde(default = "default_reply_max_bytes")]
+    pub max_bytes: i64,
+}
+
+impl Default for ReplyQueueSettings {
+    fn default() -> Self {
+        ReplyQueueSettings {
+            expires: None,
+            max_length: default_reply_max_length(),
+            max_bytes: default_reply_max_bytes(),
+        }
+    }
+}
+
+fn default_reply_max_length() -> i64 {
+    10_000
+}
+
+fn default_reply_max_bytes() -> i64 {
+    64 << 20
 }
 
 /// Worker behaviour.
@@ -288,6 +350,16 @@ pub struct Limits {
     /// derives every slot's width from it, or from the metric's declared range where that is
     /// tighter ([`crate::study::Metric::reading_bound`]; see [`crate::packing`]).
     pub reading_mantissa_bits: u32,
+    /// Most work one message may cost, in units of one honest submission at the study's key
+    /// size (`participant.key_bits`): see `worker::cost`. Estimated from public data (modulus
+    /// length, number of values, exponent spread) before any exponentiation; a costlier message
+    /// is refused with the kind `too_costly`.
+    #[serde(default = "default_max_work")]
+    pub max_work: f64,
+}
+
+fn default_max_work() -> f64 {
+    24.0
 }
 
 /// Participant-side defaults.
@@ -418,6 +490,28 @@ impl Settings {
             return invalid(
                 "limits.key_bits_max",
                 "must be at most 8192: larger ciphertexts exceed what the JSON number reader accepts",
+            );
+        }
+        if !(self.limits.max_work.is_finite() && self.limits.max_work >= 1.0) {
+            return invalid(
+                "limits.max_work",
+                "must be at least 1 (one honest submission at the study's key size)",
+            );
+        }
+        if self.topology.dead_queue_max_length < 1
+            || self.topology.dead_queue_max_bytes < 1
+            || self.topology.unroutable_queue_max_length < 1
+            || self.topology.unroutable_queue_max_bytes < 1
+        {
+            return invalid(
+                "topology.dead_queue_max_length",
+                "queue bounds (dead_queue_max_*, unroutable_queue_max_*) must be at least 1",
+            );
+        }
+        if self.reply_queues.max_length < 0 || self.reply_queues.max_bytes < 0 {
+            return invalid(
+                "reply_queues.max_length",
+                "reply queue bounds must not be negative (0 = unbounded)",
             );
         }
         if !(1..=1024).contains(&self.limits.reading_mantissa_bits) {

@@ -109,6 +109,12 @@ pub struct Topology {
     pub work_queue_max_length: i64,
     /// Optional x-expires of reply queues.
     pub reply_queue_expires: Option<Duration>,
+    /// `x-max-length` / `x-max-length-bytes` of the dead-letter queue.
+    pub dead_queue_bounds: (i64, i64),
+    /// `x-max-length` / `x-max-length-bytes` of the unroutable-results queue.
+    pub unroutable_queue_bounds: (i64, i64),
+    /// `x-max-length` / `x-max-length-bytes` of reply queues (0 = unbounded).
+    pub reply_queue_bounds: (i64, i64),
 }
 
 impl Topology {
@@ -128,6 +134,9 @@ impl Topology {
             delivery_limit: t.delivery_limit,
             work_queue_max_length: t.work_queue_max_length,
             reply_queue_expires: replies.expires,
+            dead_queue_bounds: (t.dead_queue_max_length, t.dead_queue_max_bytes),
+            unroutable_queue_bounds: (t.unroutable_queue_max_length, t.unroutable_queue_max_bytes),
+            reply_queue_bounds: (replies.max_length, replies.max_bytes),
         }
     }
 
@@ -147,7 +156,7 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
-        queue(ch, &self.dead_queue, quorum_args()).await?;
+        queue(ch, &self.dead_queue, self.dead_queue_args()).await?;
         bind(ch, &self.dead_queue, &self.dead_exchange, "").await?;
 
         exchange(
@@ -173,7 +182,7 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
-        queue(ch, &self.unroutable_queue, quorum_args()).await?;
+        queue(ch, &self.unroutable_queue, self.unroutable_queue_args()).await?;
         bind(ch, &self.unroutable_queue, &self.unroutable_exchange, "").await?;
 
         let mut results_args = FieldTable::default();
@@ -209,13 +218,7 @@ impl Topology {
         participant: &ParticipantId,
     ) -> Result<(String, u32), TopologyError> {
         let name = self.reply_queue(participant);
-        let mut args = FieldTable::default();
-        if let Some(expires) = self.reply_queue_expires {
-            // Validated to fit an i32 when the settings were loaded.
-            let ms = i32::try_from(expires.as_millis()).unwrap_or(i32::MAX);
-            args.insert("x-expires".into(), AMQPValue::LongInt(ms));
-        }
-        let ready = queue(ch, &name, args).await?;
+        let ready = queue(ch, &name, self.reply_queue_args()).await?;
         bind(ch, &name, &self.results_exchange, &name).await?;
         Ok((name, ready))
     }
@@ -269,7 +272,37 @@ impl Topology {
         Ok(())
     }
 
-    fn work_queue_args(&self) -> FieldTable {
+    /// Arguments of a participant's reply queue: optional `x-expires`, and the length bounds
+    /// with reject-publish (a flood of results refused, never older results dropped). Whoever
+    /// provisions reply queues must declare them with exactly these, or the binaries' own
+    /// declarations fail with `PRECONDITION_FAILED`.
+    pub fn reply_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if let Some(expires) = self.reply_queue_expires {
+            // Validated to fit an i32 when the settings were loaded.
+            let ms = i32::try_from(expires.as_millis()).unwrap_or(i32::MAX);
+            args.insert("x-expires".into(), AMQPValue::LongInt(ms));
+        }
+        bounded(&mut args, self.reply_queue_bounds);
+        args
+    }
+
+    /// Arguments of the dead-letter queue: quorum, bounded with reject-publish.
+    pub fn dead_queue_args(&self) -> FieldTable {
+        let mut args = quorum_args();
+        bounded(&mut args, self.dead_queue_bounds);
+        args
+    }
+
+    /// Arguments of the unroutable-results queue: quorum, bounded with reject-publish.
+    pub fn unroutable_queue_args(&self) -> FieldTable {
+        let mut args = quorum_args();
+        bounded(&mut args, self.unroutable_queue_bounds);
+        args
+    }
+
+    /// Arguments of the work queue (quorum, delivery limit, at-least-once dead-lettering).
+    pub fn work_queue_args(&self) -> FieldTable {
         let mut args = quorum_args();
         let s = |v: &str| AMQPValue::LongString(v.into());
         args.insert(
@@ -286,6 +319,26 @@ impl Topology {
             AMQPValue::LongLongInt(self.work_queue_max_length),
         );
         args
+    }
+}
+
+/// Adds `x-max-length` / `x-max-length-bytes` (each when positive) with `x-overflow =
+/// reject-publish`: the publisher is told (nack) instead of the oldest messages being dropped.
+fn bounded(args: &mut FieldTable, (max_length, max_bytes): (i64, i64)) {
+    if max_length > 0 {
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(max_length));
+    }
+    if max_bytes > 0 {
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(max_bytes),
+        );
+    }
+    if max_length > 0 || max_bytes > 0 {
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
     }
 }
 

@@ -30,7 +30,9 @@ pub fn shared_key() -> &'static PrivateKey {
 }
 
 /// Settings for one test: defaults plus a unique prefix, the environment's broker URL, and
-/// `overrides`.
+/// `overrides`. These tests run every client as one broker user (guest) for many participants,
+/// so they set `identity.insecure_shared_user`; tests of identity override it with `"false"`
+/// and run as real users.
 pub fn settings(overrides: &[(&str, &str)]) -> Settings {
     let prefix = format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut options = LoadOptions {
@@ -38,7 +40,8 @@ pub fn settings(overrides: &[(&str, &str)]) -> Settings {
         ..LoadOptions::default()
     }
     .set("topology.prefix", Some(prefix))
-    .set("broker.url", std::env::var("AMQP_URL").ok());
+    .set("broker.url", std::env::var("AMQP_URL").ok())
+    .set("identity.insecure_shared_user", Some("true"));
     for (k, v) in overrides {
         options = options.set(k, Some(v));
     }

@@ -74,6 +74,8 @@ fn main() {
         reply_to: Some("results.p-timing".into()),
         correlation_id: None,
         message_id: None,
+        // The participant's own broker user, as the broker would have validated it.
+        user_id: Some("p-timing".into()),
     };
     let processor = |pack: bool| {
         let mut settings = Settings::defaults();

@@ -14,13 +14,27 @@ use crate::events::{WorkerEvent, unix_ms};
 use crate::process::{Outcome, Reply, Request};
 use crate::service::{WorkerContext, WorkerError};
 use crate::stats::WorkerStats;
-use pipeline::broker::Outgoing;
+use pipeline::broker::{Outgoing, PublishFate};
 use pipeline::messages::{Properties, properties};
 
 /// How a delivery is settled once the batch's publishes are confirmed.
+#[derive(Clone, Copy)]
 enum Settle {
     Ack,
     Requeue,
+    /// Refused without requeue: the broker dead-letters it itself (at-least-once).
+    Reject,
+}
+
+/// Which published messages belong to one delivery, and what each one is.
+#[derive(Default)]
+struct Published {
+    /// Index of the result (or error reply) in the batch's outgoing messages.
+    reply: Option<usize>,
+    /// Whether that reply is the delivery's computed result (not an error reply).
+    reply_is_result: bool,
+    /// Index of the dead-letter copy.
+    dead_letter: Option<usize>,
 }
 
 /// Processes `deliveries`: computes on the rayon pool without blocking the async runtime,
@@ -43,6 +57,7 @@ pub(crate) async fn process_batch(
                 .as_ref()
                 .map(ToString::to_string),
             message_id: d.properties.message_id().as_ref().map(ToString::to_string),
+            user_id: d.properties.user_id().as_ref().map(ToString::to_string),
         })
         .collect();
 
@@ -68,25 +83,32 @@ pub(crate) async fn process_batch(
 
     let mut outgoing = Vec::new();
     let mut settle = Vec::with_capacity(deliveries.len());
+    let mut published: Vec<Published> = Vec::with_capacity(deliveries.len());
     let (mut done, mut rejected, mut retried, mut failed) = (0u64, 0u64, 0u64, 0u64);
     for ((delivery, request), outcome) in deliveries.iter().zip(&requests).zip(outcomes) {
         let message_id = request.message_id.as_deref().unwrap_or("-");
+        let mut mine = Published::default();
+        let mut push = |m: Outgoing| {
+            outgoing.push(m);
+            outgoing.len() - 1
+        };
         match outcome {
             Outcome::Done(reply) => {
                 done += 1;
-                outgoing.push(ctx.reply(reply));
+                mine.reply = Some(push(ctx.reply(reply)));
+                mine.reply_is_result = true;
                 settle.push(Settle::Ack);
             }
             Outcome::Rejected { error, reply } => {
                 rejected += 1;
                 warn!(message_id, kind = error.kind(), reason = %error, "message refused, dead-lettering it");
-                outgoing.push(ctx.dead_letter(
+                mine.dead_letter = Some(push(ctx.dead_letter(
                     delivery,
                     &request.body,
                     error.kind(),
                     &error.to_string(),
-                ));
-                outgoing.extend(reply.map(|r| ctx.reply(r)));
+                )));
+                mine.reply = reply.map(|r| push(ctx.reply(r)));
                 settle.push(Settle::Ack);
             }
             Outcome::Failed { reason, reply } => {
@@ -95,13 +117,13 @@ pub(crate) async fn process_batch(
                     failed += 1;
                     warn!(message_id, attempts, %reason, "computation failed on the last attempt, dead-lettering");
                     let reason = format!("computation failed {attempts} times: {reason}");
-                    outgoing.push(ctx.dead_letter(
+                    mine.dead_letter = Some(push(ctx.dead_letter(
                         delivery,
                         &request.body,
                         "computation_failed",
                         &reason,
-                    ));
-                    outgoing.extend(reply.map(|r| ctx.reply(r)));
+                    )));
+                    mine.reply = reply.map(|r| push(ctx.reply(r)));
                     settle.push(Settle::Ack);
                 } else {
                     retried += 1;
@@ -110,9 +132,41 @@ pub(crate) async fn process_batch(
                 }
             }
         }
+        published.push(mine);
     }
 
-    ctx.publisher.publish_all(&outgoing).await?;
+    // Each message has its own fate: a refused publish (a full queue with reject-publish, no
+    // route) settles only the delivery it belongs to. Only a broken channel ends the session.
+    let fates = ctx.publisher.publish_each(&outgoing).await?;
+    let mut refused = 0u64;
+    for ((settle, mine), request) in settle.iter_mut().zip(&published).zip(&requests) {
+        let refused_reason = |index: Option<usize>| match index.map(|i| &fates[i]) {
+            Some(PublishFate::Nacked) => Some("nacked (queue full?)".to_owned()),
+            Some(PublishFate::Returned(text)) => Some(format!("returned: {text}")),
+            _ => None,
+        };
+        let message_id = request.message_id.as_deref().unwrap_or("-");
+        if let Some(why) = refused_reason(mine.dead_letter) {
+            // The copy was refused: let the broker dead-letter the original itself.
+            refused += 1;
+            warn!(
+                message_id,
+                why, "dead-letter copy refused; rejecting the original"
+            );
+            *settle = Settle::Reject;
+        } else if let Some(why) = refused_reason(mine.reply) {
+            refused += 1;
+            if mine.reply_is_result {
+                // The participant's queue refused the result (full): try again later, within
+                // the delivery limit.
+                warn!(message_id, why, "result refused by the broker; requeueing");
+                *settle = Settle::Requeue;
+            } else {
+                // The refusal is kept in readings.dead; only the sender's notice was lost.
+                warn!(message_id, why, "error reply refused by the broker");
+            }
+        }
+    }
 
     let mut stale = 0u64;
     for (delivery, settle) in deliveries.iter().zip(settle) {
@@ -120,6 +174,7 @@ pub(crate) async fn process_batch(
             Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
             // reject, not nack: RabbitMQ 4.3+ counts only rejects towards the delivery limit.
             Settle::Requeue => delivery.reject(BasicRejectOptions { requeue: true }).await,
+            Settle::Reject => delivery.reject(BasicRejectOptions { requeue: false }).await,
         };
         match settled {
             Ok(true) => {}
@@ -154,6 +209,7 @@ pub(crate) async fn process_batch(
         retried,
         failed,
         published = outgoing.len(),
+        refused,
         elapsed_ms,
         "batch processed"
     );

@@ -21,6 +21,8 @@
 //!   per-batch settle rules can be read apart.
 //! - [`dead_letter`]: the headers of a refused message's dead-letter copy, which keep *why* it
 //!   was refused (RabbitMQ's own dead-lettering only says "rejected").
+//! - [`cost`]: the work a message would cost, priced from public data before any
+//!   exponentiation (`limits.max_work`).
 //! - [`stats`]: in-memory counters tests read while the worker runs.
 //! - [`events`]: the same counters as a structured interface: one JSON object per line per
 //!   event (start, batch, lost connection, reconnect, stop), so that tests and scripts never
@@ -29,13 +31,17 @@
 #![warn(missing_docs)]
 
 mod batch;
+pub mod cost;
 pub mod dead_letter;
 pub mod events;
 pub mod process;
 pub mod service;
 pub mod stats;
 
-pub use dead_letter::{HEADER_KIND, HEADER_REASON, HEADER_REJECTED_BY};
+pub use dead_letter::{
+    DEAD_LETTER_BODY_MAX, HEADER_KIND, HEADER_ORIGINAL_BODY_BYTES, HEADER_ORIGINAL_USER_ID,
+    HEADER_REASON, HEADER_REJECTED_BY,
+};
 pub use events::{EventSink, WorkerEvent};
 pub use service::{
     ShutdownSender, WorkerError, consumer_tag, run, run_with_events, shutdown_channel,

@@ -174,6 +174,13 @@ pub async fn run_with_events(
     let processor = Arc::new(Processor::new(settings));
     let topology = Topology::new(&settings.topology, &settings.reply_queues);
     let tag = consumer_tag();
+    if settings.identity.insecure_shared_user {
+        warn!(
+            "identity.insecure_shared_user is set: submissions are NOT bound to their sender's \
+             broker user; any client can submit for any participant and send results to any \
+             queue. Development only."
+        );
+    }
     info!(
         tag,
         threads = pool.current_num_threads(),

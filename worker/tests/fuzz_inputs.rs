@@ -376,6 +376,12 @@ fn fuzz_settings() -> Settings {
         .set("limits.key_bits_min", Some(BOUNDS.0))
         .set("limits.key_bits_max", Some(BOUNDS.1)),
     )
+    .map(|mut settings| {
+        // Every message comes from the delegate "fuzz", so that the identity checks pass and
+        // the parsing, validation and computation behind them are what is fuzzed.
+        settings.identity.delegates = vec!["fuzz".into()];
+        settings
+    })
     .unwrap()
 }
 
@@ -410,9 +416,10 @@ fn fuzz(name: &str, default_cases: u32, target: impl Fn(&[u8])) -> u64 {
 fn process(processor: &Processor, body: &[u8]) {
     let request = Request {
         body: body.to_vec(),
-        reply_to: Some("results.fuzz".into()),
+        reply_to: None,
         correlation_id: None,
         message_id: Some("m-fuzz".into()),
+        user_id: Some("fuzz".into()),
     };
     match processor.process(&request) {
         Outcome::Done(reply) => {
@@ -420,7 +427,8 @@ fn process(processor: &Processor, body: &[u8]) {
         }
         Outcome::Rejected { error, reply } => {
             assert!(!error.kind().is_empty());
-            let reply = reply.expect("reply_to was given, so the sender hears about it");
+            let reply =
+                reply.expect("the sender has a reply queue of its own, so it hears about it");
             let body: Value = serde_json::from_slice(&reply.body).expect("an error reply is JSON");
             assert!(body.get("error").is_some(), "{body}");
         }
@@ -437,9 +445,10 @@ fn fuzz_the_worker_processor() {
         processor
             .process(&Request {
                 body: doc.to_vec(),
-                reply_to: Some("results.fuzz".into()),
+                reply_to: None,
                 correlation_id: None,
                 message_id: None,
+                user_id: Some("fuzz".into()),
             })
             .kind()
     };

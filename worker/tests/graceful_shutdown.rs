@@ -42,6 +42,8 @@ async fn sigterm_finishes_the_deliveries_in_hand_and_exits_zero() {
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
         .env("AMQP_URL", &settings.broker.url)
         .env("PIPELINE__TOPOLOGY__PREFIX", &settings.topology.prefix)
+        // Every client of this test is guest (see test_support::settings).
+        .env("PIPELINE__IDENTITY__INSECURE_SHARED_USER", "true")
         .env("PIPELINE__BROKER__PREFETCH", "4")
         .env("PIPELINE__WORKER__BATCH_SIZE", "2")
         .env("PIPELINE__WORKER__BATCH_MAX_WAIT", "5ms")

@@ -77,6 +77,40 @@ pub enum InputError {
     /// The `reply_to` property is missing or not a usable routing key.
     #[error("invalid reply_to: {0}")]
     ReplyTo(String),
+    /// No `user_id` property: nothing says who sent the message (the broker validates
+    /// `user_id` against the connection's user, so only its presence proves anything).
+    #[error("no user_id property: every submission must carry its sender's broker user")]
+    MissingUserId,
+    /// The sender's broker user is neither the participant it claims nor a configured delegate.
+    #[error("user {user:?} may not submit for participant {participant:?}")]
+    IdentityMismatch {
+        /// The validated `user_id`.
+        user: String,
+        /// The participant the body names.
+        participant: String,
+    },
+    /// `reply_to` names a queue other than the participant's own reply queue.
+    #[error("reply_to {reply_to:?} is not the participant's own reply queue {expected:?}")]
+    ForeignReplyTo {
+        /// What the message asked for.
+        reply_to: String,
+        /// The only reply queue the sender may use.
+        expected: String,
+    },
+    /// The message would cost more work than `limits.max_work` allows.
+    #[error(
+        "the message would cost {work:.1} units of work (one unit = one honest submission at the study's key size), the limit is {limit} (limits.max_work)"
+    )]
+    TooCostly {
+        /// Estimated work.
+        work: f64,
+        /// The limit.
+        limit: f64,
+    },
+    /// Valid input whose computation fails deterministically (e.g. a result that overflows its
+    /// encoding): retrying would fail the same way.
+    #[error("computation failed: {0}")]
+    Computation(String),
 }
 
 impl InputError {
@@ -97,6 +131,11 @@ impl InputError {
             InputError::PublicKey(_) => "invalid_public_key",
             InputError::Ciphertext { .. } => "invalid_ciphertext",
             InputError::ReplyTo(_) => "invalid_reply_to",
+            InputError::MissingUserId => "missing_user_id",
+            InputError::IdentityMismatch { .. } => "identity_mismatch",
+            InputError::ForeignReplyTo { .. } => "foreign_reply_to",
+            InputError::TooCostly { .. } => "too_costly",
+            InputError::Computation(_) => "computation_failed",
         }
     }
 

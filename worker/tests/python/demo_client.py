@@ -56,6 +56,10 @@ def main() -> int:
             message_id=request_id,
             correlation_id=request_id,
             reply_to=reply_queue,
+            # The broker checks user_id against the connection's user; the worker answers on
+            # the sender's own reply queue ("results.<user>"), unless it runs with
+            # identity.insecure_shared_user, where REPLY_QUEUE may be any queue.
+            user_id=pika.URLParameters(url).credentials.username,
         ),
         mandatory=True,
     )

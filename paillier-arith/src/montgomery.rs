@@ -2,8 +2,8 @@
 
 use super::limbs::COMBA_THRESHOLD;
 use super::limbs::{
-    Acc, add_n, addmul_1, adx, cmp_n, dot_rev, mul_n, mul_scratch_len, rem_normalized, sqr_n,
-    sub_assign_n,
+    Acc, add_n, addmul_1, adx, cmp_n, dot_rev, mul_basecase, mul_n, mul_scratch_len,
+    rem_normalized, sqr_basecase, sqr_n, sub_assign_n, sub_n,
 };
 use core::cmp::Ordering;
 use num_bigint::BigUint;
@@ -19,7 +19,7 @@ const SHORT_EXP_BITS: u64 = 16;
 /// Montgomery context for one odd modulus m > 1, built once per key (n², p², q², p, ...):
 /// the modulus as limbs, `-m⁻¹ mod 2⁶⁴`, `R mod m` and `R² mod m` for `R = 2^(64·limbs)`.
 #[derive(Clone, Debug)]
-pub(crate) struct Modulus {
+pub struct Modulus {
     m: BigUint,
     limbs: Box<[u64]>,
     /// `-m⁻¹ mod 2⁶⁴`: multiplying a limb by it gives the multiple of m that clears that limb.
@@ -38,11 +38,17 @@ pub(crate) struct Modulus {
     ifma: std::sync::OnceLock<Option<super::ifma::PowContext>>,
 }
 
+impl Drop for Modulus {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
 /// A residue `x·R mod m` in Montgomery form for one [`Modulus`]: exactly as many limbs as
 /// the modulus and always fully reduced (< m), so equality of residues is equality mod m.
 /// Only meaningful with the `Modulus` that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Residue(Box<[u64]>);
+pub struct Residue(Box<[u64]>);
 
 /// Little-endian u64 limbs of `x`, zero-padded to `n` limbs (`x` must fit).
 fn limbs_of(x: &BigUint, n: usize) -> Vec<u64> {
@@ -178,6 +184,82 @@ impl Scratch {
     }
 }
 
+/// Fixed window width of [`Modulus::pow_secret`] for an exponent bound of `bits` bits (public):
+/// the table of 2^w powers costs 2^w − 2 multiplications and saves one per w exponent bits.
+fn secret_window_bits(bits: u64) -> u32 {
+    if bits >= 512 { 5 } else { 4 }
+}
+
+/// All ones when `a == b`, else zero, without a branch on either.
+fn eq_mask(a: u64, b: u64) -> u64 {
+    let x = a ^ b;
+    // The top bit of x | −x is set exactly when x ≠ 0.
+    ((x | x.wrapping_neg()) >> 63).wrapping_sub(1)
+}
+
+/// `out = table[index]` for a table of `out.len()`-limb entries, reading every entry and
+/// keeping the wanted one by mask: the memory accesses do not depend on `index`.
+fn select_entry(table: &[u64], index: u64, out: &mut [u64]) {
+    out.fill(0);
+    for (j, entry) in table.chunks_exact(out.len()).enumerate() {
+        let mask = core::hint::black_box(eq_mask(j as u64, index));
+        for (o, &e) in out.iter_mut().zip(entry) {
+            *o |= e & mask;
+        }
+    }
+    #[cfg(test)]
+    trace::record(trace::Op::Scan);
+}
+
+/// Overwrites secret limbs with zeros in a way the optimiser keeps (the slice escapes into
+/// `black_box` after the writes).
+pub(crate) fn wipe(limbs: &mut [u64]) {
+    limbs.fill(0);
+    core::hint::black_box(&limbs);
+}
+
+/// Overwrites the digits of `x` in place, for a secret about to be dropped. num-bigint does not
+/// expose its digit buffer, so this assigns `x` a value of the same number of digits (all
+/// ones), which num-bigint writes into the buffer it already has (its capacity suffices), and
+/// lets the result escape into `black_box` so the writes are not optimised away. Copies
+/// num-bigint made earlier (when `x` was computed or grew) are beyond reach.
+pub fn wipe_biguint(x: &mut BigUint) {
+    let digits = x.iter_u32_digits().len().max(1);
+    x.assign_from_slice(&vec![u32::MAX; digits]);
+    core::hint::black_box(&*x);
+}
+
+/// The sequence of operations of the constant-time exponentiation, recorded per thread in
+/// tests, so that a test can check that it does not depend on the exponent.
+#[cfg(test)]
+pub(crate) mod trace {
+    use std::cell::RefCell;
+
+    /// One step of [`super::Modulus::pow_secret`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Op {
+        /// A Montgomery squaring.
+        Square,
+        /// A Montgomery multiplication.
+        Multiply,
+        /// A full scan of the table.
+        Scan,
+    }
+
+    thread_local! {
+        static OPS: RefCell<Vec<Op>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn record(op: Op) {
+        OPS.with(|o| o.borrow_mut().push(op));
+    }
+
+    /// The operations recorded on this thread since the last call.
+    pub(crate) fn take() -> Vec<Op> {
+        OPS.with(|o| std::mem::take(&mut *o.borrow_mut()))
+    }
+}
+
 impl Modulus {
     /// The context for `m`; `None` unless `m` is odd and greater than one.
     pub fn new(m: &BigUint) -> Option<Modulus> {
@@ -261,6 +343,126 @@ impl Modulus {
         if !acc.is_zero() || cmp_n(out, m) != Ordering::Less {
             sub_assign_n(out, m);
         }
+    }
+
+    /// Overwrites the modulus and the values derived from it, in place (the [`Drop`] of a
+    /// `Modulus` does this, as its modulus may be a secret: p², q², a candidate prime).
+    fn wipe(&mut self) {
+        wipe_biguint(&mut self.m);
+        for limbs in [
+            &mut self.limbs,
+            &mut self.one,
+            &mut self.r2,
+            &mut self.m_norm,
+        ] {
+            wipe(limbs);
+        }
+        self.m_inv = 0;
+        core::hint::black_box(&self.m_inv);
+    }
+
+    /// Montgomery reduction without a branch on the data: rows of `addmul_1` (straight-line
+    /// on both the ADX and the portable kernel), then the final subtraction of m computed
+    /// always and kept by mask. `spare` is n limbs of scratch.
+    fn redc_ct(&self, t: &mut [u64], out: &mut [u64], spare: &mut [u64]) {
+        let n = self.n();
+        let m = &self.limbs[..];
+        let t = &mut t[..2 * n];
+        for i in 0..n {
+            let q = t[i].wrapping_mul(self.m_inv);
+            let c = addmul_1(&mut t[i..i + n], m, q);
+            t[i] = c;
+        }
+        let (lo, hi) = t.split_at(n);
+        let carry = add_n(out, hi, lo);
+        let borrow = sub_n(spare, out, m);
+        // The sum is at least m when it carried out or when subtracting m did not borrow.
+        let take_difference = core::hint::black_box((carry | (borrow ^ 1)).wrapping_neg());
+        for (o, &d) in out.iter_mut().zip(spare.iter()) {
+            *o = (*o & !take_difference) | (d & take_difference);
+        }
+    }
+
+    /// `out = a·b` in Montgomery form, constant time: schoolbook product (Karatsuba's middle
+    /// term branches on which half is larger) and [`Modulus::redc_ct`].
+    fn mul_ct(&self, out: &mut [u64], a: &[u64], b: &[u64], w: &mut Scratch, spare: &mut [u64]) {
+        mul_basecase(&mut w.t, a, b);
+        self.redc_ct(&mut w.t, out, spare);
+        #[cfg(test)]
+        trace::record(trace::Op::Multiply);
+    }
+
+    /// `out = a²` in Montgomery form, constant time (see [`Modulus::mul_ct`]).
+    fn sqr_ct(&self, out: &mut [u64], a: &[u64], w: &mut Scratch, spare: &mut [u64]) {
+        sqr_basecase(&mut w.t, a);
+        self.redc_ct(&mut w.t, out, spare);
+        #[cfg(test)]
+        trace::record(trace::Op::Square);
+    }
+
+    /// `base^exp mod m` for a secret exponent below `2^max_bits` (`max_bits` public, e.g. the
+    /// length of p for exponents p − 1 and p), in time and memory accesses that do not depend
+    /// on the exponent: fixed windows of w bits over all `max_bits` bits (zero windows
+    /// included), a table of all 2^w powers read in full for each window and selected by
+    /// mask, schoolbook products and a Montgomery reduction whose final subtraction is a
+    /// mask. Runs on the scalar kernels only (the IFMA kernel's exponentiation is variable
+    /// time). The exponent's limbs, the table and the scratch are zeroed before returning.
+    ///
+    /// # Panics
+    /// If `exp` has more than `max_bits` bits.
+    pub fn pow_secret(&self, base: &Residue, exp: &BigUint, max_bits: u64) -> Residue {
+        assert!(exp.bits() <= max_bits, "exponent longer than its bound");
+        let n = self.n();
+        let width = secret_window_bits(max_bits);
+        let windows = max_bits.div_ceil(u64::from(width));
+        // Room for the last window to read one limb past the top.
+        let mut e = vec![0u64; (max_bits / 64 + 2) as usize];
+        for (slot, d) in e.iter_mut().zip(exp.iter_u64_digits()) {
+            *slot = d;
+        }
+        let mut w = Scratch::new(n);
+        let mut spare = vec![0u64; n];
+        // table[j] = base^j, j < 2^width.
+        let entries = 1usize << width;
+        let mut table = vec![0u64; entries * n];
+        table[..n].copy_from_slice(&self.one);
+        table[n..2 * n].copy_from_slice(&base.0);
+        for j in 2..entries {
+            let (prev, cur) = table.split_at_mut(j * n);
+            self.mul_ct(
+                &mut cur[..n],
+                &prev[(j - 1) * n..],
+                &base.0,
+                &mut w,
+                &mut spare,
+            );
+        }
+        let mut acc = self.one.to_vec();
+        let mut tmp = vec![0u64; n];
+        let mut entry = vec![0u64; n];
+        let window_mask = (1u64 << width) - 1;
+        for i in (0..windows).rev() {
+            // Public positions: which limbs to read depends on i only.
+            let pos = i * u64::from(width);
+            let (limb, shift) = ((pos / 64) as usize, pos % 64);
+            let mut value = e[limb] >> shift;
+            if shift + u64::from(width) > 64 {
+                value |= e[limb + 1] << (64 - shift);
+            }
+            for _ in 0..width {
+                self.sqr_ct(&mut tmp, &acc, &mut w, &mut spare);
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+            select_entry(&table, value & window_mask, &mut entry);
+            self.mul_ct(&mut tmp, &acc, &entry, &mut w, &mut spare);
+            core::mem::swap(&mut acc, &mut tmp);
+        }
+        for secret in [
+            &mut e, &mut table, &mut tmp, &mut entry, &mut spare, &mut w.t, &mut w.s,
+        ] {
+            wipe(secret);
+        }
+        Residue(acc.into_boxed_slice())
     }
 
     fn mul_into(&self, out: &mut [u64], a: &[u64], b: &[u64], w: &mut Scratch) {
@@ -585,6 +787,143 @@ mod tests {
         }
     }
 
+    /// Exponents for the constant-time tests: the edges (0, 1, all ones, the top bit alone,
+    /// the top bit and the lowest) and random ones of every length up to the bound.
+    fn secret_exponents(max_bits: u64) -> Vec<BigUint> {
+        let mut rng = rand::rng();
+        let top = BigUint::one() << (max_bits - 1);
+        let mut exps = vec![
+            BigUint::ZERO,
+            BigUint::one(),
+            BigUint::from(2u8),
+            (BigUint::one() << max_bits) - 1u8,
+            top.clone(),
+            &top + 1u8,
+            &top - 1u8,
+        ];
+        for _ in 0..6 {
+            exps.push(rng.random_biguint(max_bits));
+            let len = rng.random_range(1..=max_bits);
+            exps.push(rng.random_biguint(len));
+        }
+        // 2 does not fit a one-bit bound.
+        exps.retain(|e| e.bits() <= max_bits);
+        exps
+    }
+
+    fn pow_secret_matches_modpow_on_this_thread() {
+        let mut rng = rand::rng();
+        for limbs in [1usize, 2, 5, 16, 17, 24, 32, 48] {
+            for _ in 0..3 {
+                let m = rng.random_biguint(64 * limbs as u64) | BigUint::one();
+                let Some(md) = Modulus::new(&m) else { continue };
+                // Bounds around the window widths, and the lengths of p − 1 against p².
+                for max_bits in [1u64, 4, 5, 63, 64, 65, 511, 512, 32 * limbs as u64 + 3] {
+                    let b = rng.random_biguint_below(&m);
+                    let rb = md.to_residue(&b);
+                    for e in secret_exponents(max_bits) {
+                        assert_eq!(
+                            md.from_residue(&md.pow_secret(&rb, &e, max_bits)),
+                            b.modpow(&e, &m),
+                            "m={m} b={b} e={e} max_bits={max_bits}"
+                        );
+                    }
+                }
+                // Edge bases: 0, 1, m − 1.
+                for b in [BigUint::ZERO, BigUint::one(), &m - 1u8] {
+                    let rb = md.to_residue(&b);
+                    for e in secret_exponents(130) {
+                        assert_eq!(
+                            md.from_residue(&md.pow_secret(&rb, &e, 130)),
+                            b.modpow(&e, &m)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The constant-time exponentiation agrees with num-bigint on random and edge exponents,
+    /// moduli and bases, on the kernels this CPU has.
+    #[test]
+    fn pow_secret_matches_modpow() {
+        pow_secret_matches_modpow_on_this_thread();
+    }
+
+    /// And on the portable kernel (no ADX assembly) too.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pow_secret_matches_modpow_portable() {
+        crate::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        pow_secret_matches_modpow_on_this_thread();
+    }
+
+    /// The constant-time exponentiation performs the same sequence of squarings,
+    /// multiplications and table scans whatever the exponent (for one bound): nothing about
+    /// the exponent's bits or length changes what it does.
+    #[test]
+    fn pow_secret_sequence_does_not_depend_on_the_exponent() {
+        let mut rng = rand::rng();
+        for (limbs, max_bits) in [(16usize, 512u64), (32, 1024), (48, 1536), (4, 100)] {
+            let m = rng.random_biguint(64 * limbs as u64) | BigUint::one();
+            let md = Modulus::new(&m).unwrap();
+            let rb = md.to_residue(&rng.random_biguint_below(&m));
+            trace::take();
+            let mut sequences = Vec::new();
+            for e in secret_exponents(max_bits) {
+                md.pow_secret(&rb, &e, max_bits);
+                sequences.push((e, trace::take()));
+            }
+            let (_, first) = &sequences[0];
+            let width = u64::from(secret_window_bits(max_bits));
+            let windows = max_bits.div_ceil(width) as usize;
+            let count = |ops: &[trace::Op], op| ops.iter().filter(|&&o| o == op).count();
+            // 2^w − 2 multiplications for the table, then per window w squarings, one scan, one
+            // multiplication.
+            assert_eq!(count(first, trace::Op::Square), windows * width as usize);
+            assert_eq!(count(first, trace::Op::Scan), windows);
+            assert_eq!(
+                count(first, trace::Op::Multiply),
+                (1 << width) - 2 + windows
+            );
+            for (e, ops) in &sequences {
+                assert_eq!(ops, first, "exponent {e:x} changed the sequence");
+            }
+        }
+        // The variable-time path, for contrast, records nothing: the trace is the secret path's.
+        assert!(trace::take().is_empty());
+    }
+
+    /// Wiping overwrites every digit: the value becomes all ones of the same length, whatever
+    /// it was (one digit or many).
+    #[test]
+    fn wipe_overwrites_the_digits() {
+        let mut rng = rand::rng();
+        for bits in [1u64, 31, 64, 65, 1024, 1536] {
+            let mut x = rng.random_biguint(bits) | (BigUint::one() << (bits - 1));
+            let digits = x.iter_u32_digits().len() as u64;
+            wipe_biguint(&mut x);
+            assert_eq!(x, (BigUint::one() << (32 * digits)) - 1u8, "bits {bits}");
+        }
+        let mut m = Modulus::new(&(rng.random_biguint(1024) | BigUint::one())).unwrap();
+        m.wipe();
+        assert!(m.limbs.iter().chain(&*m.one).chain(&*m.r2).all(|&l| l == 0));
+    }
+
+    /// The masked selection returns exactly the asked entry, for every index.
+    #[test]
+    fn select_entry_picks_the_index() {
+        let table: Vec<u64> = (0..32 * 3).map(|i| i * 7 + 1).collect();
+        let mut out = vec![0u64; 3];
+        for index in 0..32u64 {
+            select_entry(&table, index, &mut out);
+            assert_eq!(out, table[index as usize * 3..][..3]);
+        }
+        assert_eq!(eq_mask(5, 5), u64::MAX);
+        assert_eq!(eq_mask(5, 4), 0);
+        assert_eq!(eq_mask(0, 1 << 63), 0);
+    }
+
     #[test]
     fn rejects_even_and_small() {
         assert!(Modulus::new(&BigUint::from(0u8)).is_none());
@@ -642,7 +981,7 @@ mod tests {
             );
             match sq.inverse_mod_square(&x, &root) {
                 Some(inv) => prop_assert_eq!(sq.from_residue(&sq.mul(&inv, &x)), BigUint::one()),
-                None => prop_assert!(super::super::gcd(&a, &root) != BigUint::one()),
+                None => prop_assert!(crate::gcd(&a, &root) != BigUint::one()),
             }
             // A one-limb exponent takes the short path (no window table).
             let e64 = BigUint::from(e.iter_u64_digits().next().unwrap_or(0));
@@ -655,10 +994,10 @@ mod tests {
     #[test]
     fn portable_path_pow() {
         #[cfg(target_arch = "x86_64")]
-        super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        crate::adx::FORCE_PORTABLE.with(|f| f.set(true));
         // And not the IFMA kernel, which would take these lengths from 700 bits on.
         #[cfg(target_arch = "x86_64")]
-        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        crate::ifma::FORCE_SCALAR.with(|f| f.set(true));
         assert!(adx().is_none());
         let mut rng = rand::rng();
         for limbs in [1usize, 3, 23, 24, 32, 48, 64, 96] {
@@ -690,7 +1029,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn edge_values_scalar() {
-        super::super::ifma::FORCE_SCALAR.with(|f| f.set(true));
+        crate::ifma::FORCE_SCALAR.with(|f| f.set(true));
         edge_values_on_this_thread();
     }
 

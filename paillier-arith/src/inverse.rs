@@ -206,7 +206,7 @@ fn lehmer(mut a: Vec<u64>, mut b: Vec<u64>, mut cof: Option<&mut Cofactors>) -> 
 }
 
 /// Greatest common divisor (`gcd(0, 0) = 0`).
-pub(crate) fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
+pub fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
     let (a, b) = if a >= b { (a, b) } else { (b, a) };
     if b.is_zero() {
         return a.clone();
@@ -221,7 +221,7 @@ pub(crate) fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
 }
 
 /// The inverse of `a` modulo `m`, or `None` when gcd(a, m) != 1 (and for m <= 1).
-pub(crate) fn mod_inverse(a: &BigUint, m: &BigUint) -> Option<BigUint> {
+pub fn mod_inverse(a: &BigUint, m: &BigUint) -> Option<BigUint> {
     if m <= &BigUint::from(1u8) {
         return None;
     }

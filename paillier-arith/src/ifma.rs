@@ -1,6 +1,6 @@
 //! The base-2 Miller–Rabin round of prime generation on AVX-512 IFMA (`vpmadd52luq` /
 //! `vpmadd52huq`), for candidates of up to [`MAX_BITS`] bits; and the same kernel for
-//! numbers of up to sixteen vectors behind [`crate::arith::Modulus::pow`] ([`PowContext`]).
+//! numbers of up to sixteen vectors behind [`crate::Modulus::pow`] ([`PowContext`]).
 //!
 //! Key generation spends nearly all its time squaring modulo 1024- and 1536-bit candidates,
 //! where the scalar kernel's carry chains (one `adcx`/`adox` pair per limb product, serialised
@@ -19,7 +19,7 @@
 //!
 //! The exponentiations of encryption and decryption (moduli p², q² and n²: 2048 to 6144 bits
 //! for the key sizes in use) spend their time the same way, so [`PowContext`] runs
-//! [`crate::arith::Modulus::pow`] on this kernel too, with the scalar kernel's sliding windows.
+//! [`crate::Modulus::pow`] on this kernel too, with the scalar kernel's sliding windows.
 //! The CRT halves of decryption and owner encryption run side by side ([`amm_v2`]), as the
 //! base-2 rounds do. Measured on the same machine (`op_timing`, 2048-bit key): r^n mod n²
 //! 7.8 → 2.6 ms; owner encryption and decryption 2.2 → 1.1 ms one half after the other,
@@ -253,7 +253,7 @@ pub(crate) const POW_MIN_BITS: u64 = 700;
 /// Digits of a number below R for [`PowContext`], `8·vectors` of them (all below 2^52).
 type Wide = Box<[u64]>;
 
-/// Montgomery context in radix 2^52 for [`crate::arith::Modulus::pow`] on moduli of
+/// Montgomery context in radix 2^52 for [`crate::Modulus::pow`] on moduli of
 /// [`POW_MIN_BITS`]..=[`POW_MAX_BITS`] bits.
 ///
 /// k digits with R = 2^(52k) > 4m, so the almost-Montgomery product of two values below 2m is
@@ -758,7 +758,7 @@ fn amm_v2<const V: usize>(x: [PairOperands<'_, V>; 2], k: usize) -> [[Chunk; V];
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arith::Residue;
+    use crate::Residue;
     use num_bigint::BigRng010 as _;
 
     /// The reference: the same round through num-bigint.
@@ -826,7 +826,7 @@ mod tests {
         assert_eq!(base_2_round(&too_long), None);
         // And primes of the generated sizes pass.
         for bits in [1024u64, 1536] {
-            let p = crate::primes::random_prime(bits, &mut rng);
+            let p = crate::test_primes::random_prime(bits);
             assert_eq!(base_2_round(&p), Some(true));
         }
     }
@@ -838,7 +838,7 @@ mod tests {
         }
         let mut rng = rand::rng();
         for bits in [64u64, 1024, 1536] {
-            let p = crate::primes::random_prime(bits, &mut rng);
+            let p = crate::test_primes::random_prime(bits);
             for _ in 0..30 {
                 let n = rng.random_biguint(bits) | BigUint::one() | (BigUint::one() << (bits - 1));
                 // n - 1 with many trailing zeros too: exponents of different lengths.
@@ -854,26 +854,42 @@ mod tests {
         assert_eq!(base_2_round_pair([&short, &long]), None);
     }
 
-    /// Prime testing agrees with and without the kernel (the scalar path runs on this thread).
+    /// The base-2 round gives the same verdicts with and without the kernel (the scalar path,
+    /// `Modulus::pow_two`, runs on this thread when forced): primes pass, products of primes
+    /// fail.
     #[test]
     fn primality_is_the_same_on_the_scalar_path() {
-        let mut rng = rand::rng();
-        let p = crate::primes::random_prime(1024, &mut rng);
-        let q = crate::primes::random_prime(512, &mut rng);
-        let r = crate::primes::random_prime(512, &mut rng);
+        use crate::test_primes::random_prime;
+        let p = random_prime(1024);
+        let q = random_prime(512);
+        let r = random_prime(512);
         let cases = [
             (p.clone(), true),
             (&q * &r, false),
-            (&p * crate::primes::random_prime(64, &mut rng), false),
+            (&p * random_prime(64), false),
         ];
+        let scalar_round = |n: &BigUint| {
+            let ctx = crate::Modulus::new(n).expect("odd");
+            let n_minus_1 = n - 1u32;
+            let s = n_minus_1.trailing_zeros().unwrap_or(0);
+            let mut x = ctx.from_residue(&ctx.pow_two(&(&n_minus_1 >> s)));
+            if x.is_one() || x == n_minus_1 {
+                return true;
+            }
+            for _ in 1..s {
+                x = &x * &x % n;
+                if x == n_minus_1 {
+                    return true;
+                }
+            }
+            false
+        };
         for force in [false, true] {
             FORCE_SCALAR.with(|f| f.set(force));
             for (n, prime) in &cases {
-                assert_eq!(
-                    crate::primes::is_prime(n, &mut rng),
-                    *prime,
-                    "scalar: {force}"
-                );
+                let verdict = base_2_round(n).unwrap_or_else(|| scalar_round(n));
+                assert_eq!(verdict, *prime, "scalar: {force}");
+                assert_eq!(reference(n), *prime);
             }
         }
         FORCE_SCALAR.with(|f| f.set(false));
@@ -992,7 +1008,7 @@ mod tests {
             // Top digit just above the previous power of 2: the smallest modulus of its length.
             let lowest = (BigUint::one() << (bits - 1)) | BigUint::one();
             for m in [all_ones, random, lowest] {
-                let md = crate::arith::Modulus::new(&m).unwrap();
+                let md = crate::Modulus::new(&m).unwrap();
                 let m1 = &m - 1u32;
                 // Full-length exponents where num-bigint's reference stays affordable.
                 let long = rng.random_biguint(bits.min(1100));
@@ -1041,7 +1057,7 @@ mod tests {
     /// bases; pairs of different digit counts take the single path.
     #[test]
     fn pow_pair_matches_num_bigint() {
-        use crate::arith::Modulus;
+        use crate::Modulus;
         if Ifma::detect().is_none() {
             return;
         }

@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn portable_path_products() {
         #[cfg(target_arch = "x86_64")]
-        super::super::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        crate::adx::FORCE_PORTABLE.with(|f| f.set(true));
         assert!(adx().is_none());
         let mut seed = 0x1234_5678_9abc_def1u64;
         for n in (1..200).step_by(7).chain([24, 40, 64, 96, 128]) {
