@@ -15,7 +15,13 @@ pub struct CommonArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Broker URL.
-    #[arg(long, global = true, env = "AMQP_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "AMQP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub amqp_url: Option<String>,
     /// Key store directory.
     #[arg(long, global = true, env = "KEY_STORE", value_name = "DIR")]

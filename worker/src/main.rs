@@ -23,7 +23,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Broker URL.
-    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true, value_name = "URL")]
     amqp_url: Option<String>,
     /// rayon threads for the computation (0 = one per core).
     #[arg(long)]
