@@ -16,7 +16,7 @@ use pipeline::amqp_name::AmqpName;
 use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
 use pipeline::config::{BrokerSettings, Settings};
 use pipeline::participant::{ParticipantId, ParticipantIdError};
-use pipeline::topology::{Topology, TopologyError};
+use pipeline::topology::{Topology, TopologyError, check_exchange};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -40,7 +40,18 @@ pub enum ClientError {
 impl ClientError {
     /// Whether the error is a lost connection: reconnecting and retrying can succeed.
     pub fn is_connection_loss(&self) -> bool {
-        broker::caused_by_connection_loss(self)
+        broker::caused_by_connection_loss(self) && !self.is_refusal()
+    }
+
+    /// Whether the broker refused for good (a missing permission, queue or exchange, a refused
+    /// login): retrying cannot help, the error is reported as it is.
+    pub fn is_refusal(&self) -> bool {
+        // The variants are transparent: their own error is not in `source()`'s chain.
+        match self {
+            ClientError::Broker(err) => broker::caused_by_refusal(err),
+            ClientError::Topology(err) => err.is_refusal() || broker::caused_by_refusal(err),
+            _ => false,
+        }
     }
 }
 
@@ -63,6 +74,8 @@ pub struct Client {
     pub(crate) broker: BrokerSettings,
     role: String,
     pub(crate) topology: Topology,
+    /// `topology.declare`: declare what is used, or only check that it exists.
+    declare: bool,
     pub(crate) app_id: String,
 }
 
@@ -83,6 +96,7 @@ impl Client {
             &settings.broker,
             role,
             &topology,
+            settings.topology.declare,
             Retry::Bounded(settings.broker.connect_attempts),
             0,
         )
@@ -93,6 +107,7 @@ impl Client {
             broker: settings.broker.clone(),
             role: role.to_owned(),
             topology,
+            declare: settings.topology.declare,
             app_id: role.to_owned(),
         })
     }
@@ -101,6 +116,7 @@ impl Client {
         broker: &BrokerSettings,
         role: &str,
         topology: &Topology,
+        declare: bool,
         retry: Retry,
         generation: u64,
     ) -> Result<Link, ClientError> {
@@ -108,9 +124,23 @@ impl Client {
         // Bounded: a connection dying during the setup must mean reconnecting, not waiting for
         // an answer that never comes.
         let setup = async {
-            let publisher = ConfirmedPublisher::new(&conn).await?;
-            topology.declare(publisher.channel()).await?;
-            Ok::<_, ClientError>(publisher)
+            if declare {
+                let publisher = ConfirmedPublisher::new(&conn).await?;
+                topology.declare(publisher.channel()).await?;
+                return Ok::<_, ClientError>(publisher);
+            }
+            // A failed passive declare closes its channel: check on one of its own, so that
+            // the publishing channel stays usable.
+            let probe = conn
+                .create_channel()
+                .await
+                .map_err(|source| BrokerError::Channel {
+                    context: "opening a channel",
+                    source,
+                })?;
+            check_exchange(&probe, &topology.readings_exchange).await?;
+            broker::close_channel(&probe, "checked").await;
+            Ok(ConfirmedPublisher::new(&conn).await?)
         };
         let publisher = match broker::answered_within(
             broker.connect_timeout,
@@ -167,6 +197,7 @@ impl Client {
                 &self.broker,
                 &self.role,
                 &self.topology,
+                self.declare,
                 Retry::Within(left),
                 generation + 1,
             )
@@ -176,6 +207,7 @@ impl Client {
                 // Connected, then lost again while declaring (a broker still starting up).
                 Err(err)
                     if err.is_connection_loss()
+                        && !err.is_refusal()
                         && started.elapsed() + RETRY_PAUSE < self.broker.reconnect_timeout =>
                 {
                     debug!(error = %err, "lost the new connection at once; trying again");
@@ -236,8 +268,9 @@ impl Client {
         self.link().conn
     }
 
-    /// Declares (idempotently) the participant's reply queue; returns its name. Reconnects when
-    /// the connection was lost.
+    /// Declares (idempotently) the participant's reply queue and its binding, or with
+    /// `topology.declare = false` checks that it exists; returns its name. Reconnects when the
+    /// connection was lost.
     pub async fn declare_reply_queue(
         &self,
         participant: &ParticipantId,
@@ -252,10 +285,23 @@ impl Client {
         participant: &ParticipantId,
     ) -> Result<(String, u32), ClientError> {
         self.retrying(|link| async move {
-            Ok(self
-                .topology
-                .declare_reply_queue_counted(link.publisher.channel(), participant)
-                .await?)
+            if self.declare {
+                return Ok(self
+                    .topology
+                    .declare_reply_queue_counted(link.publisher.channel(), participant)
+                    .await?);
+            }
+            let probe =
+                link.conn
+                    .create_channel()
+                    .await
+                    .map_err(|source| BrokerError::Channel {
+                        context: "opening a channel",
+                        source,
+                    })?;
+            let checked = self.topology.check_reply_queue(&probe, participant).await?;
+            broker::close_channel(&probe, "checked").await;
+            Ok(checked)
         })
         .await
     }
@@ -276,10 +322,15 @@ impl Client {
                 for (i, participant) in chunk.iter().enumerate() {
                     let (topology, participant) = (self.topology.clone(), participant.clone());
                     let channel = link.publisher.channel().clone();
+                    let (declare, conn) = (self.declare, Arc::clone(&link.conn));
                     tasks.spawn(async move {
-                        let declared = topology
-                            .declare_reply_queue_counted(&channel, &participant)
-                            .await;
+                        let declared = if declare {
+                            topology
+                                .declare_reply_queue_counted(&channel, &participant)
+                                .await
+                        } else {
+                            check_on_own_channel(&conn, &topology, &participant).await
+                        };
                         (i, declared)
                     });
                 }
@@ -347,4 +398,24 @@ impl Client {
     pub async fn close(self) {
         broker::close_connection(&self.link().conn, "done").await;
     }
+}
+
+/// [`Topology::check_reply_queue`] on a channel of its own (a missing queue closes the channel
+/// it was checked on), closed afterwards.
+async fn check_on_own_channel(
+    conn: &Connection,
+    topology: &Topology,
+    participant: &ParticipantId,
+) -> Result<(String, u32), TopologyError> {
+    let probe = conn
+        .create_channel()
+        .await
+        .map_err(|source| TopologyError::Declare {
+            what: "channel",
+            name: "for a passive check".to_owned(),
+            source,
+        })?;
+    let checked = topology.check_reply_queue(&probe, participant).await;
+    broker::close_channel(&probe, "checked").await;
+    checked
 }

@@ -18,6 +18,7 @@
 //! - [`keystore`]: participants' keys in python-paillier's JWK format, private files 0600.
 //! - [`journal`]: what a bulk enrollment had confirmed, so that a re-run resumes.
 //! - [`progress`]: progress bar or plain progress lines for the bulk commands.
+//! - [`text`]: wire text escaped for terminals, CSV cells neutralised for spreadsheets.
 //! - [`cli`]: the global flags and exit handling `producer` and `consumer` share.
 
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod publish;
 pub mod readings;
 pub mod results;
+pub mod text;
 
 pub use connection::{Client, ClientError, DECLARES_IN_FLIGHT};
 pub use results::{Received, ResultStream};

@@ -107,6 +107,17 @@ pub enum BrokerError {
         /// The TLS library's reason.
         reason: String,
     },
+    /// The broker refused the login (wrong user or password) or the vhost. Not retried.
+    #[error(
+        "the broker at {url} refused the connection: {reason} (check the user, password and vhost \
+         of the AMQP URL)"
+    )]
+    Login {
+        /// The URL, password removed.
+        url: String,
+        /// The broker's reply.
+        reason: String,
+    },
     /// A name or id AMQP cannot carry (too long, or empty where that means something else).
     #[error(transparent)]
     Name(#[from] AmqpNameError),
@@ -118,6 +129,57 @@ pub enum BrokerError {
         /// How long was waited.
         after: Duration,
     },
+}
+
+/// Why the broker refused something for good: a missing permission (`ACCESS_REFUSED`), a
+/// missing queue or exchange (`NOT_FOUND`), or a vhost the user may not use (`NOT_ALLOWED`).
+/// Retrying cannot help until an operator changes the broker, so every binary stops on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403: the user lacks a permission, or the login was refused.
+    AccessRefused,
+    /// 404: the queue or exchange does not exist.
+    NotFound,
+    /// 530: the user may not use the vhost (or the vhost does not exist).
+    NotAllowed,
+}
+
+/// The permanent refusal `err` is, if it is one (see [`Refusal`]).
+pub fn refusal(err: &lapin::Error) -> Option<Refusal> {
+    match err.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.get_id() {
+            403 => Some(Refusal::AccessRefused),
+            404 => Some(Refusal::NotFound),
+            530 => Some(Refusal::NotAllowed),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `err` or any error in its chain is a permanent refusal by the broker ([`refusal`],
+/// or [`BrokerError::Login`]): a reason to stop with that error, never to retry.
+pub fn caused_by_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(lapin) = e.downcast_ref::<lapin::Error>()
+            && refusal(lapin).is_some()
+        {
+            return true;
+        }
+        match e.downcast_ref::<BrokerError>() {
+            Some(BrokerError::Channel { source, .. }) if refusal(source).is_some() => return true,
+            Some(BrokerError::Login { .. }) => return true,
+            _ => {}
+        }
+        if e.downcast_ref::<crate::topology::TopologyError>()
+            .is_some_and(crate::topology::TopologyError::is_refusal)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// How long a connection or channel that is being given up is given to close politely.
@@ -206,7 +268,9 @@ pub fn is_connection_loss(err: &lapin::Error) -> bool {
         | ErrorKind::InvalidChannel(_)
         | ErrorKind::InvalidChannelState(..)
         | ErrorKind::InvalidConnectionState(_) => true,
-        ErrorKind::ProtocolError(_) => err.is_amqp_hard_error(),
+        // A refusal on connection level (530 NOT_ALLOWED: no access to the vhost) closes the
+        // connection too, but reconnecting cannot mend it.
+        ErrorKind::ProtocolError(_) => err.is_amqp_hard_error() && refusal(err).is_none(),
         _ => false,
     }
 }
@@ -402,6 +466,14 @@ pub async fn connect(
             }
             Ok(Err(err)) if is_certificate_failure(&err) => {
                 return Err(BrokerError::Certificate {
+                    url: redact_url(&settings.url),
+                    reason: err.to_string(),
+                });
+            }
+            // Refused logins are not retried: a wrong password stays wrong, and RabbitMQ counts
+            // every attempt.
+            Ok(Err(err)) if refusal(&err).is_some() => {
+                return Err(BrokerError::Login {
                     url: redact_url(&settings.url),
                     reason: err.to_string(),
                 });

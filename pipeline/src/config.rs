@@ -294,6 +294,10 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
+fn default_declare() -> bool {
+    true
+}
+
 fn default_reconnect_timeout() -> Duration {
     Duration::from_secs(120)
 }
@@ -302,6 +306,11 @@ fn default_reconnect_timeout() -> Duration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySettings {
+    /// Whether the binaries declare the exchanges and queues they use (true: a development
+    /// broker, a user with configure rights) or only check that they exist with passive
+    /// declares (false: the operator provisioned them; no configure right needed).
+    #[serde(default = "default_declare")]
+    pub declare: bool,
     /// Prepended to every name: separates tests and studies on one broker.
     pub prefix: String,
     /// Direct exchange submissions are published to.

@@ -34,6 +34,28 @@ pub enum TopologyError {
     /// A name AMQP cannot carry (too long, or empty).
     #[error(transparent)]
     Name(#[from] AmqpNameError),
+    /// A queue or exchange the binary needs does not exist, and it is not to declare it
+    /// (`topology.declare = false`: the operator provisions the topology).
+    #[error(
+        "{what} {name:?} does not exist on the broker (topology.declare = false: the operator \
+         provisions it, with `admin topology` / `admin participant`)"
+    )]
+    Missing {
+        /// "exchange" or "queue".
+        what: &'static str,
+        /// The object.
+        name: String,
+    },
+    /// The broker refused the user something it needs on an object (a permission is missing).
+    #[error("the broker refused {action} {name:?}: {reason} (a permission the operator grants)")]
+    Refused {
+        /// What was attempted, e.g. "declaring the queue".
+        action: &'static str,
+        /// The object.
+        name: String,
+        /// The broker's reply.
+        reason: String,
+    },
     /// The broker refused a declaration; with `PRECONDITION_FAILED` the object exists with other
     /// arguments (delete it, or keep its previous settings).
     #[error("declaring {what} {name:?}: {source}")]
@@ -46,6 +68,18 @@ pub enum TopologyError {
         #[source]
         source: lapin::Error,
     },
+}
+
+impl TopologyError {
+    /// Whether the error is permanent until an operator acts (a missing object or permission):
+    /// to be reported, never retried.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            TopologyError::Missing { .. } | TopologyError::Refused { .. } => true,
+            TopologyError::Declare { source, .. } => crate::broker::refusal(source).is_some(),
+            TopologyError::Name(_) => false,
+        }
+    }
 }
 
 /// The resolved names (prefix applied) and arguments of the pipeline's exchanges and queues.
@@ -189,6 +223,21 @@ impl Topology {
         Ok((name, ready))
     }
 
+    /// Checks, without declaring anything, that a participant's reply queue exists; returns its
+    /// name and the messages ready in it. Its binding cannot be checked over AMQP without
+    /// rights the participant does not have: whoever provisions the queue binds it in the same
+    /// step (`admin participant` does, through [`Topology::declare_reply_queue`]), so a queue is
+    /// never provisioned unbound.
+    pub async fn check_reply_queue(
+        &self,
+        ch: &Channel,
+        participant: &ParticipantId,
+    ) -> Result<(String, u32), TopologyError> {
+        let name = self.reply_queue(participant);
+        let ready = check_queue(ch, &name).await?;
+        Ok((name, ready))
+    }
+
     /// Deletes every shared exchange and queue (tests and teardown scripts; never the binaries).
     pub async fn delete(&self, ch: &Channel) -> Result<(), TopologyError> {
         for q in [&self.work_queue, &self.dead_queue, &self.unroutable_queue] {
@@ -325,11 +374,89 @@ async fn exchange(
         args,
     )
     .await
-    .map_err(|source| TopologyError::Declare {
-        what: "exchange",
+    .map_err(|source| declare_error("exchange", name, source))
+}
+
+/// A failed declaration as a [`TopologyError`]: a missing configure permission is named as such.
+fn declare_error(what: &'static str, name: &str, source: lapin::Error) -> TopologyError {
+    if crate::broker::refusal(&source) == Some(crate::broker::Refusal::AccessRefused) {
+        return TopologyError::Refused {
+            action: match what {
+                "exchange" => "declaring the exchange",
+                "queue" => "declaring the queue",
+                _ => "binding",
+            },
+            name: name.to_owned(),
+            reason: format!(
+                "{source}; a user without configure rights runs with topology.declare = false"
+            ),
+        };
+    }
+    TopologyError::Declare {
+        what,
         name: name.to_owned(),
         source,
-    })
+    }
+}
+
+/// A failed passive declaration as a [`TopologyError`].
+fn check_error(what: &'static str, name: &str, source: lapin::Error) -> TopologyError {
+    match crate::broker::refusal(&source) {
+        Some(crate::broker::Refusal::NotFound) => TopologyError::Missing {
+            what,
+            name: name.to_owned(),
+        },
+        Some(_) => TopologyError::Refused {
+            action: if what == "queue" {
+                "checking the queue"
+            } else {
+                "checking the exchange"
+            },
+            name: name.to_owned(),
+            reason: source.to_string(),
+        },
+        None => TopologyError::Declare {
+            what,
+            name: name.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Checks that exchange `name` exists (a passive declare: no permission needed). The broker
+/// closes the channel when it does not: use a channel of its own.
+pub async fn check_exchange(ch: &Channel, name: &str) -> Result<(), TopologyError> {
+    let options = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    ch.exchange_declare(
+        checked(NameKind::Exchange, name)?.into(),
+        // Ignored by a passive declare.
+        ExchangeKind::Direct,
+        options,
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|source| check_error("exchange", name, source))
+}
+
+/// Checks that queue `name` exists (a passive declare: no permission needed); returns the
+/// messages ready in it. The broker closes the channel when it does not: use a channel of its
+/// own.
+pub async fn check_queue(ch: &Channel, name: &str) -> Result<u32, TopologyError> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare(
+        checked(NameKind::Queue, name)?.into(),
+        options,
+        FieldTable::default(),
+    )
+    .await
+    .map(|q| q.message_count())
+    .map_err(|source| check_error("queue", name, source))
 }
 
 /// Declares a durable queue; returns the number of messages ready in it.
@@ -341,11 +468,7 @@ async fn queue(ch: &Channel, name: &str, args: FieldTable) -> Result<u32, Topolo
     )
     .await
     .map(|q| q.message_count())
-    .map_err(|source| TopologyError::Declare {
-        what: "queue",
-        name: name.to_owned(),
-        source,
-    })
+    .map_err(|source| declare_error("queue", name, source))
 }
 
 async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), TopologyError> {
@@ -357,9 +480,5 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()
         FieldTable::default(),
     )
     .await
-    .map_err(|source| TopologyError::Declare {
-        what: "binding",
-        name: format!("{exchange} -> {queue} ({key})"),
-        source,
-    })
+    .map_err(|source| declare_error("binding", &format!("{exchange} -> {queue} ({key})"), source))
 }

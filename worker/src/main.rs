@@ -64,9 +64,21 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     pipeline::logging::init(args.verbose);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, its whole cause chain: a missing permission or queue must be readable
+            // at a glance, not buried under a backtrace-style listing.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let options = LoadOptions {
         file: args.config.clone(),
         ..LoadOptions::default()

@@ -45,7 +45,7 @@ use crate::stats::WorkerStats;
 use pipeline::amqp_name::{AmqpName, NameKind};
 use pipeline::broker::{self, BrokerError, ConfirmedPublisher, Retry};
 use pipeline::config::Settings;
-use pipeline::topology::{Topology, TopologyError};
+use pipeline::topology::{Topology, TopologyError, check_exchange, check_queue};
 
 /// How often an idle worker checks that its connections are still alive.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
@@ -71,6 +71,45 @@ pub enum WorkerError {
         humantime::format_duration(*.0)
     )]
     Reconnect(Duration),
+}
+
+impl WorkerError {
+    /// Whether the broker refused for good (a missing permission, queue or exchange, a refused
+    /// login): the worker stops with it instead of reconnecting.
+    pub fn is_refusal(&self) -> bool {
+        // The variants are transparent: their own error is not in `source()`'s chain.
+        match self {
+            WorkerError::Broker(err) => broker::caused_by_refusal(err),
+            WorkerError::Topology(err) => err.is_refusal() || broker::caused_by_refusal(err),
+            _ => false,
+        }
+    }
+}
+
+/// With `topology.declare = false`: checks with passive declares, each on a channel of its own
+/// (a missing object closes the channel it was checked on), that what a worker uses exists.
+async fn check_provisioned(conn: &Connection, topology: &Topology) -> Result<(), WorkerError> {
+    let checks: [(&str, bool); 3] = [
+        (&topology.work_queue, true),
+        (&topology.results_exchange, false),
+        (&topology.dead_exchange, false),
+    ];
+    for (name, is_queue) in checks {
+        let probe = conn
+            .create_channel()
+            .await
+            .map_err(|source| BrokerError::Channel {
+                context: "opening a channel",
+                source,
+            })?;
+        if is_queue {
+            check_queue(&probe, name).await?;
+        } else {
+            check_exchange(&probe, name).await?;
+        }
+        broker::close_channel(&probe, "checked").await;
+    }
+    Ok(())
 }
 
 /// Shared state of one worker (across reconnects).
@@ -186,6 +225,9 @@ pub async fn run_with_events(
         };
         let session = match session {
             Ok(s) => s,
+            // A missing permission, queue or exchange, or a refused login: no retry can mend
+            // it, and retrying for ever would hide it.
+            Err(err) if err.is_refusal() => return Err(err),
             Err(err) => {
                 error!(error = %err, retry_in = ?backoff, "could not start a session");
                 if lost_at
@@ -230,6 +272,7 @@ pub async fn run_with_events(
                 );
                 "the broker cancelled the consumer".to_owned()
             }
+            Err(err) if err.is_refusal() => return Err(err),
             Err(err) => {
                 warn!(
                     error = %err,
@@ -299,8 +342,13 @@ impl Session {
         // middle of the setup means reconnecting, not waiting for ever.
         let limit = settings.broker.connect_timeout;
         let setup = async {
+            if settings.topology.declare {
+                let publisher = ConfirmedPublisher::new(&publish_conn).await?;
+                topology.declare(publisher.channel()).await?;
+            } else {
+                check_provisioned(&publish_conn, topology).await?;
+            }
             let publisher = ConfirmedPublisher::new(&publish_conn).await?;
-            topology.declare(publisher.channel()).await?;
             let channel_err = |context| move |source| BrokerError::Channel { context, source };
             let channel = consume_conn
                 .create_channel()

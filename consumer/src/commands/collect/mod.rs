@@ -284,7 +284,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<()> {
             let result = match &received.result {
                 Err(reason) => {
                     counts.unreadable += 1;
-                    warn!(%participant, %reason, "discarding a message that is not a result");
+                    warn!(%participant, reason = %participant::text::escaped(reason), "discarding a message that is not a result");
                     received.discard().await?;
                     continue;
                 }

@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read as _, Write};
 use std::path::Path;
 
+use participant::text::{csv_cell, escaped};
 use pipeline::messages::{DecryptedValue, ResultMessage, ResultStatus};
 use pipeline::study::Study;
 use serde_json::json;
@@ -90,7 +91,9 @@ impl RowWriter {
         self.torn
     }
 
-    /// Writes one row and flushes it.
+    /// Writes one row and flushes it. Strings from the wire (submission id, skipped metrics,
+    /// error messages) are [`escaped`]; in CSV each such cell is also neutralised
+    /// ([`csv_cell`]) so that a spreadsheet cannot run it as a formula.
     pub fn write(
         &mut self,
         participant: &str,
@@ -105,8 +108,8 @@ impl RowWriter {
         match &mut self.inner {
             Inner::Csv(w) => {
                 let mut row = vec![
-                    participant.to_owned(),
-                    result.submission_id.clone(),
+                    csv_cell(participant).into_owned(),
+                    csv_cell(&result.submission_id).into_owned(),
                     status.to_owned(),
                 ];
                 for name in &self.outputs {
@@ -119,9 +122,9 @@ impl RowWriter {
                     };
                     row.push(value.unwrap_or_default());
                 }
-                row.push(result.skipped.join(" "));
+                row.push(csv_cell(&result.skipped.join(" ")).into_owned());
                 row.push(match outcome {
-                    RowOutcome::Error(reason) => reason.clone(),
+                    RowOutcome::Error(reason) => csv_cell(reason).into_owned(),
                     RowOutcome::Ok(_) => String::new(),
                 });
                 w.write_record(&row)?;
@@ -130,17 +133,17 @@ impl RowWriter {
             Inner::Jsonl(w) => {
                 let value = match outcome {
                     RowOutcome::Ok(values) => json!({
-                        "participant": participant,
-                        "submission_id": result.submission_id,
+                        "participant": escaped(participant),
+                        "submission_id": escaped(&result.submission_id),
                         "status": status,
-                        "outputs": values.iter().map(|v| json!({"name": v.name, "value": v.value, "unit": v.unit})).collect::<Vec<_>>(),
-                        "skipped": result.skipped,
+                        "outputs": values.iter().map(|v| json!({"name": escaped(&v.name), "value": v.value, "unit": escaped(&v.unit)})).collect::<Vec<_>>(),
+                        "skipped": result.skipped.iter().map(|s| escaped(s)).collect::<Vec<_>>(),
                     }),
                     RowOutcome::Error(reason) => json!({
-                        "participant": participant,
-                        "submission_id": result.submission_id,
+                        "participant": escaped(participant),
+                        "submission_id": escaped(&result.submission_id),
                         "status": status,
-                        "error": reason,
+                        "error": escaped(reason),
                     }),
                 };
                 writeln!(w, "{value}")?;

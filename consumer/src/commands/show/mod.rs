@@ -23,9 +23,15 @@ pub struct Args {
     /// Participant whose results to read.
     #[arg(long, required = true)]
     pub participant: Option<ParticipantId>,
-    /// How long to wait for a further result before exiting (e.g. 5s, 2m).
+    /// How long to wait for a further result before exiting (e.g. 5s, 2m). With --submission:
+    /// how long to wait for that submission's result in all (then exit status 1).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Wait for the result of this submission (the id `producer submit` printed): show
+    /// whatever arrives before it, and exit 0 as soon as it is shown; exit 1 when it has not
+    /// arrived within --timeout.
+    #[arg(long, value_name = "ID")]
+    submission: Option<String>,
     /// Output format: a table, or one JSON object per result.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -47,11 +53,25 @@ pub async fn run(
         .await?;
     let mut printer = Printer::new(args.format);
     let (mut shown, mut errors, mut duplicates, mut unreadable) = (0u64, 0u64, 0u64, 0u64);
-    while let Some(received) = results.next(args.timeout).await? {
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let mut awaited_shown = false;
+    loop {
+        let idle = match &args.submission {
+            // Waiting for one result: the timeout bounds the whole wait, not each gap.
+            Some(_) => deadline.saturating_duration_since(tokio::time::Instant::now()),
+            None => args.timeout,
+        };
+        let Some(received) = results.next(idle).await? else {
+            break;
+        };
+        let awaited = matches!(
+            (&args.submission, &received.result),
+            (Some(id), Ok(result)) if &result.submission_id == id
+        );
         match &received.result {
             Err(reason) => {
                 unreadable += 1;
-                warn!(%reason, "discarding a message that is not a result");
+                warn!(reason = %participant::text::escaped(reason), "discarding a message that is not a result");
                 received.discard().await?;
                 continue;
             }
@@ -81,10 +101,27 @@ pub async fn run(
         }
         // Only now: the result is on the screen (or in the pipe).
         received.ack().await?;
+        if awaited {
+            awaited_shown = true;
+            break;
+        }
     }
     printer.finish()?;
     results.close().await;
     client.close().await;
+    if let Some(id) = &args.submission {
+        anyhow::ensure!(
+            awaited_shown,
+            "no result for submission {} within {}",
+            participant::text::escaped(id),
+            humantime::format_duration(args.timeout)
+        );
+        info!(
+            shown,
+            errors, duplicates, unreadable, "the awaited result was shown"
+        );
+        return Ok(());
+    }
     info!(
         shown,
         errors, duplicates, unreadable, "no further result within the timeout"

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use participant::text::escaped;
 use pipeline::messages::{DecryptedValue, ResultMessage, ResultStatus};
 use serde_json::json;
 
@@ -29,7 +30,9 @@ impl Printer {
         }
     }
 
-    /// Prints one result; `decrypted` is its outputs or why they could not be decrypted.
+    /// Prints one result; `decrypted` is its outputs or why they could not be decrypted. Every
+    /// string from the result (ids, names, units, error kinds and messages) is printed
+    /// [`escaped`], in JSON too: a terminal shows JSON lines as well.
     pub fn print(
         &mut self,
         result: &ResultMessage,
@@ -40,26 +43,29 @@ impl Printer {
             Format::Json => {
                 let value = match (&result.status, &decrypted) {
                     (ResultStatus::Error, _) => json!({
-                        "submission_id": result.submission_id,
+                        "submission_id": escaped(&result.submission_id),
                         "status": "error",
-                        "error": result.error,
+                        "error": result.error.as_ref().map(|e| json!({
+                            "kind": escaped(&e.kind),
+                            "message": escaped(&e.message),
+                        })),
                     }),
                     (ResultStatus::Ok, Ok(values)) => json!({
-                        "submission_id": result.submission_id,
+                        "submission_id": escaped(&result.submission_id),
                         "status": "ok",
-                        "outputs": values.iter().map(|v| json!({"name": v.name, "value": v.value, "unit": v.unit})).collect::<Vec<_>>(),
-                        "skipped": result.skipped,
+                        "outputs": values.iter().map(|v| json!({"name": escaped(&v.name), "value": v.value, "unit": escaped(&v.unit)})).collect::<Vec<_>>(),
+                        "skipped": result.skipped.iter().map(|s| escaped(s)).collect::<Vec<_>>(),
                     }),
                     (ResultStatus::Ok, Err(reason)) => json!({
-                        "submission_id": result.submission_id,
+                        "submission_id": escaped(&result.submission_id),
                         "status": "undecryptable",
-                        "error": reason,
+                        "error": escaped(reason),
                     }),
                 };
                 writeln!(out, "{value}")
             }
             Format::Table => {
-                writeln!(out, "submission {}", result.submission_id)?;
+                writeln!(out, "submission {}", escaped(&result.submission_id))?;
                 match (&result.status, &decrypted) {
                     (ResultStatus::Error, _) => {
                         let (kind, message) = result
@@ -68,17 +74,18 @@ impl Printer {
                             .map_or(("unknown", "no reason given"), |e| {
                                 (e.kind.as_str(), e.message.as_str())
                             });
-                        writeln!(out, "  ERROR {kind}: {message}")?;
+                        writeln!(out, "  ERROR {}: {}", escaped(kind), escaped(message))?;
                     }
                     (ResultStatus::Ok, Ok(values)) => {
-                        let width = values.iter().map(|v| v.name.len()).max().unwrap_or(0);
-                        for v in values {
+                        let names: Vec<_> = values.iter().map(|v| escaped(&v.name)).collect();
+                        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+                        for (v, name) in values.iter().zip(&names) {
                             writeln!(
                                 out,
                                 "  {:width$}  {:>12.4} {}",
-                                v.name,
+                                name,
                                 v.value,
-                                v.unit,
+                                escaped(&v.unit),
                                 width = width
                             )?;
                         }
@@ -86,12 +93,12 @@ impl Printer {
                             writeln!(
                                 out,
                                 "  (not computed, metric missing: {})",
-                                result.skipped.join(", ")
+                                escaped(&result.skipped.join(", "))
                             )?;
                         }
                     }
                     (ResultStatus::Ok, Err(reason)) => {
-                        writeln!(out, "  ERROR cannot decrypt: {reason}")?;
+                        writeln!(out, "  ERROR cannot decrypt: {}", escaped(reason))?;
                     }
                 }
                 writeln!(out)

@@ -1,0 +1,165 @@
+"""Our own binaries under least privilege, on the real broker, as real users.
+
+In a vhost of each test's own (created with the `admin` binary, deleted at the end) with
+`topology.declare = false`: a participant's keygen -> submit -> consumer --submission works under
+her own user with a worker under its worker user; a coordinator enrolls and collects its cohort
+(needs the worker's identity.delegates from issue 10 item 1: skipped until the worker knows it);
+and every binary stops with one clear `error:` line and exit status 1, never a retry loop, when a
+queue or a permission is missing. The broker-side refusals themselves (get, purge, delete of
+another's queue, publishing to results or the default exchange) are tests/test_access.py's.
+"""
+
+import csv
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from test_access import ADMIN_PASSWORD, ADMIN_USER, ROOT, admin, admin_binary
+
+TIMEOUT = 60
+
+
+def binary(name: str) -> Path:
+    for profile in ("debug", "release"):
+        candidate = ROOT / "target" / profile / name
+        if candidate.exists():
+            return candidate
+    pytest.skip(f"no {name} binary built")
+
+
+class Study:
+    """A vhost of the test's own, provisioned with `admin`; removed (users, vhost) at the end."""
+
+    def __init__(self, tmp: Path):
+        self.tag = uuid.uuid4().hex[:8]
+        self.vhost = f"lp-{self.tag}"
+        self.tmp = tmp
+        self.participants: list[str] = []
+        self.workers: list[str] = []
+        self.coordinators: list[str] = []
+        self.keys = tmp / "keys"
+        self.keys.mkdir(mode=0o700)
+        self.admin("topology")
+
+    def admin(self, *args: str) -> None:
+        env = dict(os.environ, BROKER_ADMIN_USER=ADMIN_USER, BROKER_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        subprocess.run([str(admin_binary()), "--vhost", self.vhost, *args], check=True,
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+    def url(self, role: str, name: str, *extra: str) -> str:
+        path = self.tmp / f"{name}.csv"
+        self.admin(role, name, *extra, "--credentials", str(path))
+        {"participant": self.participants, "worker": self.workers}.get(role, self.coordinators).append(name)
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        return rows[0][2]
+
+    def env(self, url: str) -> dict[str, str]:
+        return dict(os.environ, AMQP_URL=url, KEY_STORE=str(self.keys), PIPELINE__TOPOLOGY__DECLARE="false",
+                    RUST_LOG="warn")
+
+    def run(self, name: str, url: str, *args: str, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+        return subprocess.run([str(binary(name)), *args], env=self.env(url), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def remove(self) -> None:
+        if self.participants:
+            self.admin("remove", "participant", "--delete-queue", *self.participants)
+        if self.workers:
+            self.admin("remove", "worker", *self.workers)
+        admin("DELETE", f"vhosts/{self.vhost}")
+
+
+@pytest.fixture
+def study(tmp_path):
+    s = Study(tmp_path)
+    try:
+        yield s
+    finally:
+        s.remove()
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_participant_round_trip_under_her_own_user(study):
+    alice = f"{study.tag}-alice"
+    alice_url = study.url("participant", alice)
+    worker_url = study.url("worker", f"{study.tag}-worker")
+    worker = subprocess.Popen([str(binary("worker"))], env=study.env(worker_url), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        keygen = study.run("producer", alice_url, "keygen", "--participant", alice, "--bits", "2048")
+        assert keygen.returncode == 0, keygen.stderr
+        submit = study.run("producer", alice_url, "submit", "--participant", alice, "--reading", "glucose=5.4",
+                           "--reading", "cholesterol=4.2")
+        assert submit.returncode == 0, submit.stderr
+        sid = submit.stdout.split()[-1]
+        shown = study.run("consumer", alice_url, "--participant", alice, "--submission", sid, "--timeout", "60s")
+        assert shown.returncode == 0, shown.stderr
+        assert f"submission {sid}" in shown.stdout
+        assert "glucose_mg_dl" in shown.stdout
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+
+
+def test_missing_reply_queue_stops_the_producer_with_one_line(study):
+    alice_url = study.url("participant", f"{study.tag}-alice")
+    # bob has a key but no reply queue: nobody provisioned him.
+    bob = f"{study.tag}-bob"
+    assert study.run("producer", alice_url, "keygen", "--participant", bob, "--bits", "2048").returncode == 0
+    proc = study.run("producer", alice_url, "submit", "--participant", bob, "--reading", "glucose=5", timeout=30)
+    assert proc.returncode == 1
+    line = error_line(proc)
+    assert f'queue "results.{bob}" does not exist' in line and "topology.declare = false" in line
+
+
+def test_declaring_without_configure_rights_is_refused_once(study):
+    alice = f"{study.tag}-alice"
+    alice_url = study.url("participant", alice)
+    assert study.run("producer", alice_url, "keygen", "--participant", alice, "--bits", "2048").returncode == 0
+    env = study.env(alice_url) | {"PIPELINE__TOPOLOGY__DECLARE": "true"}
+    proc = subprocess.run([str(binary("producer")), "submit", "--participant", alice, "--reading", "glucose=5"],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    line = error_line(proc)
+    assert "ACCESS_REFUSED" in line and "topology.declare = false" in line
+
+
+def test_worker_without_read_on_the_work_queue_stops_instead_of_retrying(study):
+    # A participant's user running a worker: it may not consume readings.work.
+    url = study.url("participant", f"{study.tag}-alice")
+    proc = study.run("worker", url, timeout=30)
+    assert proc.returncode == 1
+    line = error_line(proc)
+    assert "ACCESS_REFUSED" in line and "readings.work" in line
+
+
+def test_worker_with_a_wrong_password_stops_at_once(study):
+    url = study.url("worker", f"{study.tag}-worker")
+    user_part, host_part = url.rsplit("@", 1)
+    proc = study.run("worker", user_part.rsplit(":", 1)[0] + ":wrong@" + host_part, timeout=30)
+    assert proc.returncode == 1
+    assert "refused the connection" in error_line(proc)
+
+
+def test_worker_in_an_unprovisioned_vhost_names_the_missing_queue(study):
+    url = study.url("worker", f"{study.tag}-worker")
+    # The work queue removed by the operator: the worker's passive check finds it missing.
+    status, _ = admin("DELETE", f"queues/{study.vhost}/readings.work")
+    assert status == 204
+    proc = study.run("worker", url, timeout=30)
+    assert proc.returncode == 1
+    assert 'queue "readings.work" does not exist' in error_line(proc)
+
+
+def test_coordinator_enrolls_and_collects_its_cohort(study):
+    pytest.skip("not written yet: admin coordinator + producer enroll / consumer collect with the worker configured with identity.delegates (now on main)")
