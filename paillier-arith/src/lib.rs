@@ -46,6 +46,34 @@ mod test_primes;
 mod timing;
 
 pub use inverse::{gcd, mod_inverse};
+
+/// The kernels this process may use, from the environment variable `PAILLIER_KERNEL` (read
+/// once, on the first kernel check): `portable` (neither the ADX nor the IFMA kernel), `adx`
+/// (the ADX scalar kernel, not IFMA), anything else or unset: the fastest this CPU has. For
+/// benchmarks and tests that compare the kernels; a kernel the CPU lacks is never used.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum KernelLimit {
+    /// The portable code only.
+    Portable,
+    /// Up to the ADX scalar kernel.
+    Adx,
+    /// Every kernel the CPU has.
+    Ifma,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KernelLimit {
+    /// The limit set for this process by `PAILLIER_KERNEL`.
+    pub(crate) fn get() -> KernelLimit {
+        static LIMIT: std::sync::OnceLock<KernelLimit> = std::sync::OnceLock::new();
+        *LIMIT.get_or_init(|| match std::env::var("PAILLIER_KERNEL").as_deref() {
+            Ok("portable") => KernelLimit::Portable,
+            Ok("adx") => KernelLimit::Adx,
+            _ => KernelLimit::Ifma,
+        })
+    }
+}
 pub use montgomery::{Modulus, Residue, wipe_biguint};
 
 /// The base-2 Miller–Rabin round of the odd `n` on the AVX-512 IFMA kernel, or `None` where
