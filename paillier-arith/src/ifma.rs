@@ -25,8 +25,13 @@
 //! 7.8 → 2.6 ms; owner encryption and decryption 2.2 → 1.1 ms one half after the other,
 //! 0.75 ms side by side.
 //!
-//! Like the rest of `arith` this is variable time in the exponent, exactly as the scalar
-//! kernel it stands in for (same windows, same skipped zero bits).
+//! [`PowContext::pow`] and [`PowContext::pow_pair`] are variable time in the exponent, exactly
+//! as the scalar kernel they stand in for (same windows, same skipped zero bits).
+//! [`PowContext::pow_secret`] is the constant-time exponentiation for secret exponents: the
+//! product [`amm_v`] has no branch on the data (its loops run over the public digit count, the
+//! quotient digit is a multiplication), the lanes are carried by shifts and masks, values stay
+//! below 2m without comparisons, and around that fixed windows, masked table scans and a
+//! masked final subtraction.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

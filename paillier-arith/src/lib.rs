@@ -23,12 +23,19 @@
 //! `invert`) and is fine where the exponent is public (n, plaintext scalars).
 //!
 //! Secret exponents (decryption's p − 1 and q − 1, the key owner's p and q, the key checks'
-//! odd parts of p − 1 and q − 1) go through [`Modulus::pow_secret`]: fixed windows over a
-//! public bound on the exponent's length, a table of all powers read in full for every window
-//! and selected by mask, schoolbook products and a Montgomery reduction whose final
-//! subtraction is a mask, all on the scalar kernels (the ADX row kernel is straight-line;
-//! the IFMA kernel is not used for secrets). Tests check it against num-bigint and check that
-//! its sequence of squarings, multiplications and table scans is the same for every exponent.
+//! odd parts of p − 1 and q − 1) go through [`Modulus::pow_secret`] (and
+//! [`Modulus::pow_secret_pair`] for the two CRT halves): fixed windows over a public bound on
+//! the exponent's length, a table of all powers read in full for every window and selected by
+//! mask, a multiplication for every window, and Montgomery products whose final subtraction
+//! is a mask. It runs on the fastest kernel the CPU has: the IFMA kernel from 700 bits on
+//! (almost-Montgomery products that never compare with m; the CRT halves side by side), else
+//! the ADX rows, else the portable rows or columns (never Karatsuba, whose middle term
+//! branches on the operands). Which kernel and path run depends on the CPU and the moduli's
+//! lengths only. Tests check it against num-bigint on every kernel and check that its
+//! sequence of squarings, multiplications and table scans is the same for every exponent.
+//!
+//! `PAILLIER_KERNEL=portable` or `adx` (read once per process) limits the kernels used, so
+//! that benchmarks can compare them.
 
 // The two modules allowed `unsafe` (the crate denies it everywhere else).
 #[cfg(target_arch = "x86_64")]

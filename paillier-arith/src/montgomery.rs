@@ -465,9 +465,11 @@ impl Modulus {
     /// length of p for exponents p − 1 and p), in time and memory accesses that do not depend
     /// on the exponent: fixed windows of w bits over all `max_bits` bits (zero windows
     /// included), a table of all 2^w powers read in full for each window and selected by
-    /// mask, schoolbook products and a Montgomery reduction whose final subtraction is a
-    /// mask. Runs on the scalar kernels only (the IFMA kernel's exponentiation is variable
-    /// time). The exponent's limbs, the table and the scratch are zeroed before returning.
+    /// mask, a multiplication for every window, and Montgomery products whose final
+    /// subtraction is a mask. On the IFMA kernel from 700 bits on where the CPU has it
+    /// (`ifma::PowContext::pow_secret`), else on the scalar kernels (ADX rows, portable rows or
+    /// columns; never Karatsuba). The exponent's limbs, the table and the scratch are zeroed
+    /// before returning.
     ///
     /// # Panics
     /// If `exp` has more than `max_bits` bits.
