@@ -40,8 +40,9 @@ impl Adx {
             2 => Some(Adx(())),
             1 => None,
             _ => {
-                let yes =
-                    std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx");
+                let yes = crate::KernelLimit::get() >= crate::KernelLimit::Adx
+                    && std::is_x86_feature_detected!("bmi2")
+                    && std::is_x86_feature_detected!("adx");
                 DETECTED.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
                 yes.then_some(Adx(()))
             }

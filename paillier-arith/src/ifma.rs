@@ -25,8 +25,13 @@
 //! 7.8 → 2.6 ms; owner encryption and decryption 2.2 → 1.1 ms one half after the other,
 //! 0.75 ms side by side.
 //!
-//! Like the rest of `arith` this is variable time in the exponent, exactly as the scalar
-//! kernel it stands in for (same windows, same skipped zero bits).
+//! [`PowContext::pow`] and [`PowContext::pow_pair`] are variable time in the exponent, exactly
+//! as the scalar kernel they stand in for (same windows, same skipped zero bits).
+//! [`PowContext::pow_secret`] is the constant-time exponentiation for secret exponents: the
+//! product [`amm_v`] has no branch on the data (its loops run over the public digit count, the
+//! quotient digit is a multiplication), the lanes are carried by shifts and masks, values stay
+//! below 2m without comparisons, and around that fixed windows, masked table scans and a
+//! masked final subtraction.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -78,7 +83,8 @@ impl Ifma {
             2 => Some(Ifma(())),
             1 => None,
             _ => {
-                let yes = std::is_x86_feature_detected!("avx512f")
+                let yes = crate::KernelLimit::get() >= crate::KernelLimit::Ifma
+                    && std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512ifma");
                 DETECTED.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
                 yes.then_some(Ifma(()))
@@ -675,6 +681,213 @@ fn pow_pair_v<const V: usize>((token, ctx, base, e, bits, window): PairArgs<'_>)
         limbs_from_digits(d, &mut limbs);
         limbs
     })
+}
+
+impl PowContext {
+    /// `base^e` for secret exponents below `2^max_bits`, one number or a pair (`P` of 1 or 2,
+    /// each with its own context of the same digit count), in time and memory accesses that do
+    /// not depend on the exponents: fixed windows of `window` bits over all `max_bits` bits, a
+    /// table of all 2^window powers read in full for every window and the entry kept by mask,
+    /// a multiplication for every window (by one for a zero window), and almost-Montgomery
+    /// products that never compare with m (values stay below 2m < R/2; the lanes' carries are
+    /// propagated by shifts and masks). The one subtraction that makes the result canonical is
+    /// computed always and kept by mask. `e` holds each exponent's u64 limbs zero-padded to at
+    /// least `max_bits / 64 + 2` limbs, so which limbs are read depends only on `max_bits`.
+    /// `None` when the contexts differ in digit count or a pair is longer than
+    /// [`PAIR_MAX_VECTORS`]; all scratch (table, accumulator) is zeroed before returning.
+    pub(crate) fn pow_secret<const P: usize>(
+        token: Ifma,
+        ctx: [&PowContext; P],
+        base: [&[u64]; P],
+        e: [&[u64]; P],
+        max_bits: u64,
+        window: u32,
+    ) -> Option<[Vec<u64>; P]> {
+        if ctx.iter().any(|c| c.k != ctx[0].k) || (P > 1 && ctx[0].vectors > PAIR_MAX_VECTORS) {
+            return None;
+        }
+        debug_assert!(e.iter().all(|e| e.len() as u64 > max_bits / 64 + 1));
+        let args = SecretArgs {
+            token,
+            ctx,
+            base,
+            e,
+            max_bits,
+            window,
+        };
+        Some(match ctx[0].vectors {
+            1 => pow_secret_v::<1, P>(args),
+            2 => pow_secret_v::<2, P>(args),
+            3 => pow_secret_v::<3, P>(args),
+            4 => pow_secret_v::<4, P>(args),
+            5 => pow_secret_v::<5, P>(args),
+            6 => pow_secret_v::<6, P>(args),
+            7 => pow_secret_v::<7, P>(args),
+            8 => pow_secret_v::<8, P>(args),
+            9 => pow_secret_v::<9, P>(args),
+            10 => pow_secret_v::<10, P>(args),
+            11 => pow_secret_v::<11, P>(args),
+            12 => pow_secret_v::<12, P>(args),
+            13 => pow_secret_v::<13, P>(args),
+            14 => pow_secret_v::<14, P>(args),
+            15 => pow_secret_v::<15, P>(args),
+            16 => pow_secret_v::<16, P>(args),
+            _ => unreachable!("new() keeps vectors within 1..=POW_MAX_VECTORS"),
+        })
+    }
+}
+
+/// The arguments of [`PowContext::pow_secret`].
+struct SecretArgs<'a, const P: usize> {
+    token: Ifma,
+    ctx: [&'a PowContext; P],
+    base: [&'a [u64]; P],
+    e: [&'a [u64]; P],
+    max_bits: u64,
+    window: u32,
+}
+
+/// `t -= m` when `t >= m` (carried digits, `k` in use, t below 2m), without a branch on the
+/// value: the difference is always computed and kept by mask.
+fn subtract_if_ge_ct(t: &mut [u64], m: &[u64], k: usize) {
+    let mut diff = [0u64; 8 * POW_MAX_VECTORS];
+    let mut borrow = 0u64;
+    for ((d, &x), &md) in diff.iter_mut().zip(&t[..k]).zip(&m[..k]) {
+        let v = x.wrapping_sub(md).wrapping_sub(borrow);
+        borrow = v >> 63; // went below zero (digits and m are below 2^52)
+        *d = v & MASK;
+    }
+    // No borrow out: t >= m, keep the difference.
+    let keep_difference = core::hint::black_box(borrow.wrapping_sub(1));
+    for (x, &d) in t[..k].iter_mut().zip(&diff) {
+        *x = (*x & !keep_difference) | (d & keep_difference);
+    }
+    super::montgomery::wipe(&mut diff);
+}
+
+/// `out = table[index[j]][j]` for each of the `P` numbers, reading every entry of the table
+/// and keeping the wanted ones by mask: the memory accesses do not depend on the indices.
+fn select_entries<const V: usize, const P: usize>(
+    table: &[[[Chunk; V]; P]],
+    index: [u64; P],
+) -> [[Chunk; V]; P] {
+    let mut out = [[[0u64; 8]; V]; P];
+    for (j, entry) in table.iter().enumerate() {
+        for ((out, entry), &index) in out.iter_mut().zip(entry).zip(&index) {
+            let mask = core::hint::black_box(super::montgomery::eq_mask(j as u64, index));
+            for (o, &x) in out.as_flattened_mut().iter_mut().zip(entry.as_flattened()) {
+                *o |= x & mask;
+            }
+        }
+    }
+    #[cfg(test)]
+    super::montgomery::trace::record(super::montgomery::trace::Op::Scan);
+    out
+}
+
+fn pow_secret_v<const V: usize, const P: usize>(args: SecretArgs<'_, P>) -> [Vec<u64>; P] {
+    let SecretArgs {
+        token,
+        ctx,
+        base,
+        e,
+        max_bits,
+        window,
+    } = args;
+    let chunks = |x: &[u64]| -> [Chunk; V] {
+        let mut out = [[0u64; 8]; V];
+        out.as_flattened_mut().copy_from_slice(x);
+        out
+    };
+    let m: [[Chunk; V]; P] = ctx.map(|c| chunks(&c.m));
+    let k = ctx[0].k;
+    // Products of values below 2m with carried digits: below 2m, carried. One dependency
+    // chain alone, two side by side for a pair.
+    let mul = |a: &[[Chunk; V]; P], b: &[[Chunk; V]; P]| -> [[Chunk; V]; P] {
+        let mut t = [[[0u64; 8]; V]; P];
+        if P == 2 {
+            let [t0, t1] = token.amm_v2(
+                [
+                    (&a[0], &b[0], &m[0], ctx[0].m_inv),
+                    (&a[1], &b[1], &m[1], ctx[1].m_inv),
+                ],
+                k,
+            );
+            t[0] = t0;
+            t[1] = t1;
+        } else {
+            for j in 0..P {
+                t[j] = token.amm_v(&a[j], &b[j], &m[j], ctx[j].m_inv, k);
+            }
+        }
+        for t in t.iter_mut() {
+            carry_digits(t.as_flattened_mut(), k);
+        }
+        t
+    };
+    let to = ctx.map(|c| chunks(&c.to_ifma));
+    let from = ctx.map(|c| chunks(&c.from_ifma));
+    let x = base.map(|b| {
+        let mut x = [[0u64; 8]; V];
+        digits_from_limbs(b, x.as_flattened_mut());
+        x
+    });
+    let x = mul(&x, &to);
+    // One in this radix's Montgomery form: R64·(R52²·R64⁻¹)·R52⁻¹ = R52.
+    let one = mul(&from, &to);
+    // table[d] = x^d for every w-bit d.
+    let entries = 1usize << window;
+    let mut table = vec![one; entries];
+    table[1] = x;
+    for d in 2..entries {
+        table[d] = mul(&table[d - 1], &x);
+        #[cfg(test)]
+        super::montgomery::trace::record(super::montgomery::trace::Op::Multiply);
+    }
+    let w = u64::from(window);
+    let window_mask = (1u64 << w) - 1;
+    // Bits `i·w ..` of each exponent: which limbs are read depends on i only.
+    let digit = |i: u64| -> [u64; P] {
+        let pos = i * w;
+        let (limb, shift) = ((pos / 64) as usize, pos % 64);
+        e.map(|e| {
+            let mut v = e[limb] >> shift;
+            if shift + w > 64 {
+                v |= e[limb + 1] << (64 - shift);
+            }
+            v & window_mask
+        })
+    };
+    let windows = max_bits.div_ceil(w).max(1);
+    let mut acc = select_entries(&table, digit(windows - 1));
+    for i in (0..windows - 1).rev() {
+        for _ in 0..w {
+            acc = mul(&acc, &acc);
+            #[cfg(test)]
+            super::montgomery::trace::record(super::montgomery::trace::Op::Square);
+        }
+        let mut entry = select_entries(&table, digit(i));
+        acc = mul(&acc, &entry);
+        #[cfg(test)]
+        super::montgomery::trace::record(super::montgomery::trace::Op::Multiply);
+        entry = [[[0u64; 8]; V]; P];
+        core::hint::black_box(&entry);
+    }
+    let mut out = mul(&acc, &from);
+    let result = core::array::from_fn(|j| {
+        let d = out[j].as_flattened_mut();
+        subtract_if_ge_ct(d, &ctx[j].m[..k], k);
+        let mut limbs = vec![0u64; base[j].len()];
+        limbs_from_digits(d, &mut limbs);
+        limbs
+    });
+    for t in table.iter_mut() {
+        *t = [[[0u64; 8]; V]; P];
+    }
+    acc = [[[0u64; 8]; V]; P];
+    out = [[[0u64; 8]; V]; P];
+    core::hint::black_box((&table, &acc, &out));
+    result
 }
 
 impl Ifma {

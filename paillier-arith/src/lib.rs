@@ -23,12 +23,19 @@
 //! `invert`) and is fine where the exponent is public (n, plaintext scalars).
 //!
 //! Secret exponents (decryption's p − 1 and q − 1, the key owner's p and q, the key checks'
-//! odd parts of p − 1 and q − 1) go through [`Modulus::pow_secret`]: fixed windows over a
-//! public bound on the exponent's length, a table of all powers read in full for every window
-//! and selected by mask, schoolbook products and a Montgomery reduction whose final
-//! subtraction is a mask, all on the scalar kernels (the ADX row kernel is straight-line;
-//! the IFMA kernel is not used for secrets). Tests check it against num-bigint and check that
-//! its sequence of squarings, multiplications and table scans is the same for every exponent.
+//! odd parts of p − 1 and q − 1) go through [`Modulus::pow_secret`] (and
+//! [`Modulus::pow_secret_pair`] for the two CRT halves): fixed windows over a public bound on
+//! the exponent's length, a table of all powers read in full for every window and selected by
+//! mask, a multiplication for every window, and Montgomery products whose final subtraction
+//! is a mask. It runs on the fastest kernel the CPU has: the IFMA kernel from 700 bits on
+//! (almost-Montgomery products that never compare with m; the CRT halves side by side), else
+//! the ADX rows, else the portable rows or columns (never Karatsuba, whose middle term
+//! branches on the operands). Which kernel and path run depends on the CPU and the moduli's
+//! lengths only. Tests check it against num-bigint on every kernel and check that its
+//! sequence of squarings, multiplications and table scans is the same for every exponent.
+//!
+//! `PAILLIER_KERNEL=portable` or `adx` (read once per process) limits the kernels used, so
+//! that benchmarks can compare them.
 
 // The two modules allowed `unsafe` (the crate denies it everywhere else).
 #[cfg(target_arch = "x86_64")]
@@ -46,6 +53,34 @@ mod test_primes;
 mod timing;
 
 pub use inverse::{gcd, mod_inverse};
+
+/// The kernels this process may use, from the environment variable `PAILLIER_KERNEL` (read
+/// once, on the first kernel check): `portable` (neither the ADX nor the IFMA kernel), `adx`
+/// (the ADX scalar kernel, not IFMA), anything else or unset: the fastest this CPU has. For
+/// benchmarks and tests that compare the kernels; a kernel the CPU lacks is never used.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum KernelLimit {
+    /// The portable code only.
+    Portable,
+    /// Up to the ADX scalar kernel.
+    Adx,
+    /// Every kernel the CPU has.
+    Ifma,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KernelLimit {
+    /// The limit set for this process by `PAILLIER_KERNEL`.
+    pub(crate) fn get() -> KernelLimit {
+        static LIMIT: std::sync::OnceLock<KernelLimit> = std::sync::OnceLock::new();
+        *LIMIT.get_or_init(|| match std::env::var("PAILLIER_KERNEL").as_deref() {
+            Ok("portable") => KernelLimit::Portable,
+            Ok("adx") => KernelLimit::Adx,
+            _ => KernelLimit::Ifma,
+        })
+    }
+}
 pub use montgomery::{Modulus, Residue, wipe_biguint};
 
 /// The base-2 Miller–Rabin round of the odd `n` on the AVX-512 IFMA kernel, or `None` where

@@ -2,8 +2,8 @@
 
 use super::limbs::COMBA_THRESHOLD;
 use super::limbs::{
-    Acc, add_n, addmul_1, adx, cmp_n, dot_rev, mul_basecase, mul_n, mul_scratch_len,
-    rem_normalized, sqr_basecase, sqr_n, sub_assign_n, sub_n,
+    Acc, add_n, addmul_1, adx, cmp_n, dot_rev, mul_basecase, mul_comba, mul_n, mul_scratch_len,
+    rem_normalized, sqr_basecase, sqr_comba, sqr_n, sub_assign_n, sub_n,
 };
 use core::cmp::Ordering;
 use num_bigint::BigUint;
@@ -191,7 +191,7 @@ fn secret_window_bits(bits: u64) -> u32 {
 }
 
 /// All ones when `a == b`, else zero, without a branch on either.
-fn eq_mask(a: u64, b: u64) -> u64 {
+pub(crate) fn eq_mask(a: u64, b: u64) -> u64 {
     let x = a ^ b;
     // The top bit of x | −x is set exactly when x ≠ 0.
     ((x | x.wrapping_neg()) >> 63).wrapping_sub(1)
@@ -209,6 +209,17 @@ fn select_entry(table: &[u64], index: u64, out: &mut [u64]) {
     }
     #[cfg(test)]
     trace::record(trace::Op::Scan);
+}
+
+/// The u64 limbs of a secret exponent of at most `max_bits` bits, zero-padded to
+/// `max_bits / 64 + 2` limbs (room for the last window to read one limb past the top), so
+/// the limbs a window reads depend on `max_bits` only.
+fn padded_exponent(exp: &BigUint, max_bits: u64) -> Vec<u64> {
+    let mut e = vec![0u64; (max_bits / 64 + 2) as usize];
+    for (slot, d) in e.iter_mut().zip(exp.iter_u64_digits()) {
+        *slot = d;
+    }
+    e
 }
 
 /// Overwrites secret limbs with zeros in a way the optimiser keeps (the slice escapes into
@@ -361,6 +372,37 @@ impl Modulus {
         core::hint::black_box(&self.m_inv);
     }
 
+    /// [`Modulus::redc_comba`] without a branch on the data: the columns are straight-line
+    /// already; the final subtraction of m is computed always and kept by mask. `spare` is n
+    /// limbs of scratch.
+    fn redc_comba_ct(&self, t: &mut [u64], out: &mut [u64], spare: &mut [u64]) {
+        let n = self.n();
+        let m = &self.limbs[..];
+        let mut acc = Acc::new();
+        for k in 0..n {
+            let (q, rest) = t.split_at_mut(k);
+            acc.add(rest[0] as u128);
+            dot_rev(&mut acc, q, &m[1..=k]);
+            let qk = acc.w0.wrapping_mul(self.m_inv);
+            rest[0] = qk;
+            acc.mac(qk, m[0]);
+            acc.shift();
+        }
+        let (q, hi) = t.split_at(n);
+        for k in n..2 * n {
+            acc.add(hi[k - n] as u128);
+            dot_rev(&mut acc, &q[k + 1 - n..], &m[k + 1 - n..]);
+            out[k - n] = acc.shift();
+        }
+        // What is left is the carry out of the top limb (0 or 1).
+        let carry = acc.w0 | acc.w1 | acc.w2;
+        let borrow = sub_n(spare, out, m);
+        let take_difference = core::hint::black_box((carry | (borrow ^ 1)).wrapping_neg());
+        for (o, &d) in out.iter_mut().zip(spare.iter()) {
+            *o = (*o & !take_difference) | (d & take_difference);
+        }
+    }
+
     /// Montgomery reduction without a branch on the data: rows of `addmul_1` (straight-line
     /// on both the ADX and the portable kernel), then the final subtraction of m computed
     /// always and kept by mask. `spare` is n limbs of scratch.
@@ -383,19 +425,38 @@ impl Modulus {
         }
     }
 
-    /// `out = a·b` in Montgomery form, constant time: schoolbook product (Karatsuba's middle
-    /// term branches on which half is larger) and [`Modulus::redc_ct`].
+    /// Whether the constant-time products scan columns (the portable kernel from
+    /// `COMBA_THRESHOLD` limbs on, as the public path does) rather than rows of `addmul_1`
+    /// (the ADX kernel, and short numbers). Depends only on the CPU and the modulus's length.
+    fn ct_columns(&self) -> bool {
+        adx().is_none() && self.n() >= COMBA_THRESHOLD
+    }
+
+    /// `out = a·b` in Montgomery form, constant time: the public path's schoolbook rows or
+    /// columns (not Karatsuba, whose middle term branches on which half is larger) and a
+    /// reduction whose final subtraction is a mask ([`Modulus::redc_ct`],
+    /// [`Modulus::redc_comba_ct`]).
     fn mul_ct(&self, out: &mut [u64], a: &[u64], b: &[u64], w: &mut Scratch, spare: &mut [u64]) {
-        mul_basecase(&mut w.t, a, b);
-        self.redc_ct(&mut w.t, out, spare);
+        if self.ct_columns() {
+            mul_comba(&mut w.t, a, b);
+            self.redc_comba_ct(&mut w.t, out, spare);
+        } else {
+            mul_basecase(&mut w.t, a, b);
+            self.redc_ct(&mut w.t, out, spare);
+        }
         #[cfg(test)]
         trace::record(trace::Op::Multiply);
     }
 
     /// `out = a²` in Montgomery form, constant time (see [`Modulus::mul_ct`]).
     fn sqr_ct(&self, out: &mut [u64], a: &[u64], w: &mut Scratch, spare: &mut [u64]) {
-        sqr_basecase(&mut w.t, a);
-        self.redc_ct(&mut w.t, out, spare);
+        if self.ct_columns() {
+            sqr_comba(&mut w.t, a);
+            self.redc_comba_ct(&mut w.t, out, spare);
+        } else {
+            sqr_basecase(&mut w.t, a);
+            self.redc_ct(&mut w.t, out, spare);
+        }
         #[cfg(test)]
         trace::record(trace::Op::Square);
     }
@@ -404,22 +465,80 @@ impl Modulus {
     /// length of p for exponents p − 1 and p), in time and memory accesses that do not depend
     /// on the exponent: fixed windows of w bits over all `max_bits` bits (zero windows
     /// included), a table of all 2^w powers read in full for each window and selected by
-    /// mask, schoolbook products and a Montgomery reduction whose final subtraction is a
-    /// mask. Runs on the scalar kernels only (the IFMA kernel's exponentiation is variable
-    /// time). The exponent's limbs, the table and the scratch are zeroed before returning.
+    /// mask, a multiplication for every window, and Montgomery products whose final
+    /// subtraction is a mask. On the IFMA kernel from 700 bits on where the CPU has it
+    /// (`ifma::PowContext::pow_secret`), else on the scalar kernels (ADX rows, portable rows or
+    /// columns; never Karatsuba). The exponent's limbs, the table and the scratch are zeroed
+    /// before returning.
     ///
     /// # Panics
     /// If `exp` has more than `max_bits` bits.
     pub fn pow_secret(&self, base: &Residue, exp: &BigUint, max_bits: u64) -> Residue {
         assert!(exp.bits() <= max_bits, "exponent longer than its bound");
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let Some(ctx) = self.ifma_context()
+        {
+            let mut e = padded_exponent(exp, max_bits);
+            let r = super::ifma::PowContext::pow_secret(
+                token,
+                [ctx],
+                [&base.0],
+                [&e],
+                max_bits,
+                secret_window_bits(max_bits),
+            );
+            wipe(&mut e);
+            if let Some([r]) = r {
+                return Residue(r.into_boxed_slice());
+            }
+        }
+        self.pow_secret_scalar(base, exp, max_bits)
+    }
+
+    /// [`Modulus::pow_secret`] of two numbers, each with its own modulus and exponent under
+    /// one public bound: the CRT halves of decryption and of the owner's encryption. On the
+    /// IFMA kernel, when both moduli take the same digit count, the two run side by side (two
+    /// dependency chains fill the vector units one leaves idle, as in [`Modulus::pow_pair`]);
+    /// otherwise one after the other. Which path runs depends on the CPU and the moduli's
+    /// lengths only.
+    ///
+    /// # Panics
+    /// If an exponent has more than `max_bits` bits.
+    pub fn pow_secret_pair(x: [(&Modulus, &Residue, &BigUint); 2], max_bits: u64) -> [Residue; 2] {
+        assert!(
+            x.iter().all(|(_, _, e)| e.bits() <= max_bits),
+            "exponent longer than its bound"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = super::ifma::Ifma::detect()
+            && let (Some(c0), Some(c1)) = (x[0].0.ifma_context(), x[1].0.ifma_context())
+        {
+            let mut e = x.map(|(_, _, e)| padded_exponent(e, max_bits));
+            let r = super::ifma::PowContext::pow_secret(
+                token,
+                [c0, c1],
+                [&x[0].1.0, &x[1].1.0],
+                [&e[0], &e[1]],
+                max_bits,
+                secret_window_bits(max_bits),
+            );
+            for e in e.iter_mut() {
+                wipe(e);
+            }
+            if let Some(r) = r {
+                return r.map(|v| Residue(v.into_boxed_slice()));
+            }
+        }
+        x.map(|(md, base, exp)| md.pow_secret(base, exp, max_bits))
+    }
+
+    /// [`Modulus::pow_secret`] on the scalar kernels (ADX rows or portable rows/columns).
+    fn pow_secret_scalar(&self, base: &Residue, exp: &BigUint, max_bits: u64) -> Residue {
         let n = self.n();
         let width = secret_window_bits(max_bits);
         let windows = max_bits.div_ceil(u64::from(width));
-        // Room for the last window to read one limb past the top.
-        let mut e = vec![0u64; (max_bits / 64 + 2) as usize];
-        for (slot, d) in e.iter_mut().zip(exp.iter_u64_digits()) {
-            *slot = d;
-        }
+        let mut e = padded_exponent(exp, max_bits);
         let mut w = Scratch::new(n);
         let mut spare = vec![0u64; n];
         // table[j] = base^j, j < 2^width.
@@ -811,10 +930,24 @@ mod tests {
         exps
     }
 
+    #[cfg(target_arch = "x86_64")]
+    /// Forces this thread onto one kernel: `Ifma` (whatever this CPU has), `Adx` (no IFMA),
+    /// `Portable` (neither).
+    fn force_kernel(kernel: crate::KernelLimit) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::ifma::FORCE_SCALAR.with(|f| f.set(kernel < crate::KernelLimit::Ifma));
+            crate::adx::FORCE_PORTABLE.with(|f| f.set(kernel < crate::KernelLimit::Adx));
+        }
+    }
+
     fn pow_secret_matches_modpow_on_this_thread() {
         let mut rng = rand::rng();
-        for limbs in [1usize, 2, 5, 16, 17, 24, 32, 48] {
-            for _ in 0..3 {
+        // Below and above the column threshold of the portable kernel (24 limbs) and the IFMA
+        // kernel's shortest modulus (700 bits), up to p² of 3072-bit keys and n of 4096-bit ones
+        // (IFMA: 3 to 10 vectors).
+        for limbs in [1usize, 2, 5, 11, 12, 16, 17, 24, 32, 48, 64] {
+            for _ in 0..2 {
                 let m = rng.random_biguint(64 * limbs as u64) | BigUint::one();
                 let Some(md) = Modulus::new(&m) else { continue };
                 // Bounds around the window widths, and the lengths of p − 1 against p².
@@ -839,58 +972,170 @@ mod tests {
                         );
                     }
                 }
+                // Moduli of all ones (the largest of their length): the final masked subtraction.
+                let all_ones = (BigUint::one() << (64 * limbs)) - 1u8;
+                let md = Modulus::new(&all_ones).unwrap();
+                let b = &all_ones - 2u8;
+                let rb = md.to_residue(&b);
+                for e in secret_exponents(70) {
+                    assert_eq!(
+                        md.from_residue(&md.pow_secret(&rb, &e, 70)),
+                        b.modpow(&e, &all_ones)
+                    );
+                }
+            }
+        }
+    }
+
+    /// The pair (CRT halves) against num-bigint: moduli of the same length (side by side on
+    /// IFMA), of lengths one bit apart, and of different limb counts (one after the other).
+    fn pow_secret_pair_matches_modpow_on_this_thread() {
+        let mut rng = rand::rng();
+        for bits in [600u64, 1024, 1536, 2048, 2049, 3072, 4096] {
+            let odd = |rng: &mut rand::rngs::ThreadRng, bits: u64| {
+                rng.random_biguint(bits) | BigUint::one() | (BigUint::one() << (bits - 1))
+            };
+            let m0 = odd(&mut rng, bits);
+            for m1 in [
+                odd(&mut rng, bits),
+                odd(&mut rng, bits - 1),
+                odd(&mut rng, bits + 130),
+            ] {
+                let (md0, md1) = (Modulus::new(&m0).unwrap(), Modulus::new(&m1).unwrap());
+                let max_bits = bits / 2;
+                let exps0 = secret_exponents(max_bits);
+                let exps1 = secret_exponents(max_bits);
+                for (e0, e1) in exps0.iter().zip(exps1.iter().rev()) {
+                    let (x0, x1) = (rng.random_biguint_below(&m0), rng.random_biguint_below(&m1));
+                    let (r0, r1) = (md0.to_residue(&x0), md1.to_residue(&x1));
+                    let [y0, y1] =
+                        Modulus::pow_secret_pair([(&md0, &r0, e0), (&md1, &r1, e1)], max_bits);
+                    assert_eq!(md0.from_residue(&y0), x0.modpow(e0, &m0), "bits={bits}");
+                    assert_eq!(md1.from_residue(&y1), x1.modpow(e1, &m1), "bits={bits}");
+                }
             }
         }
     }
 
     /// The constant-time exponentiation agrees with num-bigint on random and edge exponents,
-    /// moduli and bases, on the kernels this CPU has.
+    /// moduli and bases, on the fastest kernels this CPU has (IFMA from 700 bits on where the
+    /// CPU has it).
     #[test]
     fn pow_secret_matches_modpow() {
         pow_secret_matches_modpow_on_this_thread();
+        pow_secret_pair_matches_modpow_on_this_thread();
     }
 
-    /// And on the portable kernel (no ADX assembly) too.
+    /// And on the ADX scalar kernel (no IFMA).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pow_secret_matches_modpow_adx() {
+        force_kernel(crate::KernelLimit::Adx);
+        pow_secret_matches_modpow_on_this_thread();
+        pow_secret_pair_matches_modpow_on_this_thread();
+    }
+
+    /// And on the portable kernel (neither ADX assembly nor IFMA).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn pow_secret_matches_modpow_portable() {
-        crate::adx::FORCE_PORTABLE.with(|f| f.set(true));
+        force_kernel(crate::KernelLimit::Portable);
         pow_secret_matches_modpow_on_this_thread();
+        pow_secret_pair_matches_modpow_on_this_thread();
     }
 
     /// The constant-time exponentiation performs the same sequence of squarings,
-    /// multiplications and table scans whatever the exponent (for one bound): nothing about
-    /// the exponent's bits or length changes what it does.
+    /// multiplications and table scans whatever the exponent (for one bound), on every
+    /// kernel: nothing about the exponent's bits or length changes what it does.
     #[test]
     fn pow_secret_sequence_does_not_depend_on_the_exponent() {
+        #[cfg(target_arch = "x86_64")]
+        let kernels = [
+            crate::KernelLimit::Ifma,
+            crate::KernelLimit::Adx,
+            crate::KernelLimit::Portable,
+        ];
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels = [()];
+        for kernel in kernels {
+            #[cfg(target_arch = "x86_64")]
+            force_kernel(kernel);
+            let ifma = {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    crate::ifma::Ifma::detect().is_some()
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    false
+                }
+            };
+            let _ = kernel;
+            sequence_is_fixed(ifma);
+        }
+    }
+
+    /// The sequence check of one kernel (`ifma`: whether the IFMA kernel takes moduli of 700
+    /// bits or more on this thread).
+    fn sequence_is_fixed(ifma: bool) {
         let mut rng = rand::rng();
-        for (limbs, max_bits) in [(16usize, 512u64), (32, 1024), (48, 1536), (4, 100)] {
+        // Scalar (4 limbs), the portable kernel's columns from 24 limbs, IFMA from 700 bits.
+        for (limbs, max_bits) in [
+            (16usize, 512u64),
+            (32, 1024),
+            (48, 1536),
+            (4, 100),
+            (24, 700),
+        ] {
+            let on_ifma = ifma && limbs * 64 >= 700;
             let m = rng.random_biguint(64 * limbs as u64) | BigUint::one();
             let md = Modulus::new(&m).unwrap();
             let rb = md.to_residue(&rng.random_biguint_below(&m));
-            trace::take();
-            let mut sequences = Vec::new();
-            for e in secret_exponents(max_bits) {
-                md.pow_secret(&rb, &e, max_bits);
-                sequences.push((e, trace::take()));
-            }
-            let (_, first) = &sequences[0];
             let width = u64::from(secret_window_bits(max_bits));
             let windows = max_bits.div_ceil(width) as usize;
             let count = |ops: &[trace::Op], op| ops.iter().filter(|&&o| o == op).count();
             // 2^w − 2 multiplications for the table, then per window w squarings, one scan, one
-            // multiplication.
-            assert_eq!(count(first, trace::Op::Square), windows * width as usize);
-            assert_eq!(count(first, trace::Op::Scan), windows);
-            assert_eq!(
-                count(first, trace::Op::Multiply),
-                (1 << width) - 2 + windows
-            );
-            for (e, ops) in &sequences {
-                assert_eq!(ops, first, "exponent {e:x} changed the sequence");
+            // multiplication; the IFMA path starts from the top window's entry instead of one
+            // (a scan, no squarings, no multiplication).
+            let (squares, multiplies) = if on_ifma {
+                (
+                    (windows - 1) * width as usize,
+                    (1 << width) - 2 + windows - 1,
+                )
+            } else {
+                (windows * width as usize, (1 << width) - 2 + windows)
+            };
+            for pair in [false, true] {
+                trace::take();
+                let mut sequences = Vec::new();
+                let exps = secret_exponents(max_bits);
+                for (e, f) in exps.iter().zip(exps.iter().rev()) {
+                    if pair {
+                        Modulus::pow_secret_pair([(&md, &rb, e), (&md, &rb, f)], max_bits);
+                    } else {
+                        md.pow_secret(&rb, e, max_bits);
+                    }
+                    sequences.push((e, trace::take()));
+                }
+                let (_, first) = &sequences[0];
+                // A pair on IFMA is one sequence of paired operations; elsewhere two in a row.
+                let runs = if pair && !on_ifma { 2 } else { 1 };
+                assert_eq!(count(first, trace::Op::Square), runs * squares);
+                assert_eq!(count(first, trace::Op::Scan), runs * windows);
+                assert_eq!(count(first, trace::Op::Multiply), runs * multiplies);
+                for (e, ops) in &sequences {
+                    assert_eq!(ops, first, "exponent {e:x} changed the sequence");
+                }
             }
         }
         // The variable-time path, for contrast, records nothing: the trace is the secret path's.
+        md_pow_records_nothing();
+    }
+
+    fn md_pow_records_nothing() {
+        let m = BigUint::from(1_000_003u32);
+        let md = Modulus::new(&m).unwrap();
+        md.pow(&md.to_residue(&BigUint::from(5u8)), &BigUint::from(77u8));
         assert!(trace::take().is_empty());
     }
 

@@ -444,8 +444,13 @@ impl PrivateKey {
         // The exponents p and q are the secret: the constant-time exponentiation, bounded by
         // their (public) length.
         let bits = self.p.bits();
-        let xp = self.p_squared.pow_secret(&rp, &self.p, bits);
-        let xq = self.q_squared.pow_secret(&rq, &self.q, bits);
+        let [xp, xq] = Modulus::pow_secret_pair(
+            [
+                (&self.p_squared, &rp, &self.p),
+                (&self.q_squared, &rq, &self.q),
+            ],
+            bits,
+        );
         let xp = self.p_squared.from_residue(&xp);
         let xq = self.q_squared.from_residue(&xq);
         self.crt_squared(&xp, &xq)
@@ -497,8 +502,13 @@ impl PrivateKey {
         // Secret exponents p − 1 and q − 1: the constant-time exponentiation, bounded by the
         // primes' (public) length.
         let bits = self.p.bits();
-        let xp = self.p_squared.pow_secret(&cp, &self.p_minus_1, bits);
-        let xq = self.q_squared.pow_secret(&cq, &self.q_minus_1, bits);
+        let [xp, xq] = Modulus::pow_secret_pair(
+            [
+                (&self.p_squared, &cp, &self.p_minus_1),
+                (&self.q_squared, &cq, &self.q_minus_1),
+            ],
+            bits,
+        );
         let half = |prime: &BigUint, ctx: &Modulus, x: &Residue, h: &BigUint| {
             let x = ctx.from_residue(x);
             (((x - 1u32) / prime) * h) % prime

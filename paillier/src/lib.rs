@@ -76,8 +76,9 @@
 //! (`paillier_arith::Modulus::pow_secret`): decryption (exponents p − 1, q − 1), the key
 //! owner's CRT encryption (exponents p, q) and the Miller–Rabin checks of a loaded key's p and q
 //! (the odd parts of p − 1, q − 1). Fixed windows over the primes' public length, a table read
-//! in full and selected by mask, and a Montgomery step without a branch on the data; these run
-//! on the scalar kernels, not on the AVX-512 IFMA one. Still variable time: the rest of a
+//! in full and selected by mask, and a Montgomery step without a branch on the data, on the
+//! fastest kernel the CPU has (AVX-512 IFMA with the two CRT halves side by side, else the
+//! scalar ones). Still variable time: the rest of a
 //! decryption (the divisions and products of the CRT recombination, on num-bigint), reducing
 //! the ciphertext modulo p² and q², key loading (inverses), prime generation (its candidates
 //! are secret once chosen, but a rejected candidate tells nothing and a run happens once per
