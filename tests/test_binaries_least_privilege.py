@@ -4,7 +4,8 @@ In a vhost of each test's own (created with the `admin` binary, deleted at the e
 `topology.declare = false`: a participant's keygen -> submit -> consumer --submission works under
 her own user with a worker under its worker user; a coordinator enrolls and collects its cohort
 under its own user with a worker that lists it in identity.delegates, while a coordinator the
-worker does not list gets its enrollment dead-lettered (identity_mismatch), not answered; and
+worker does not list, or the listed one for a participant outside its cohort, gets its enrollment
+dead-lettered (identity_mismatch), not answered; and
 every binary stops with one clear `error:` line and exit status 1, never a retry loop, when a
 queue or a permission is missing. The broker-side refusals themselves (get, purge, delete of
 another's queue, publishing to results or the default exchange) are tests/test_access.py's.
@@ -227,10 +228,9 @@ def test_coordinator_enrolls_and_collects_its_cohort(study):
     others = study.cohort(other, 2)
     other_url = study.url("coordinator", other)
     worker_url = study.url("worker", f"{study.tag}-worker")
-    # A list cannot come from the environment (the config crate's Environment source is not
-    # given a list separator), so the delegates go in a file.
+    # A table cannot come from the environment, so the delegates go in a file.
     worker_config = study.tmp / "worker.toml"
-    worker_config.write_text(f'[identity]\ndelegates = ["{cohort}-coordinator"]\n')
+    worker_config.write_text(f'[identity.delegates]\n"{cohort}-coordinator" = "{cohort}"\n')
     worker = subprocess.Popen([str(binary("worker")), "--config", str(worker_config)], env=study.env(worker_url),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -263,13 +263,21 @@ def test_coordinator_enrolls_and_collects_its_cohort(study):
         enroll = study.run("producer", other_url, "enroll", "--csv", str(others_csv), "--bits", "2048",
                            "--journal", str(study.tmp / f"{other}.journal"), timeout=120)
         assert enroll.returncode == 0, enroll.stderr
-        refused = dead_letters(study, len(others))
-        assert len(refused) == len(others), refused
-        for headers in refused:
-            assert headers["x-rejection-kind"] == "identity_mismatch", headers
-            assert headers["x-original-user-id"] == f"{other}-coordinator", headers
+        # The listed coordinator for a participant outside its cohort: refused too.
+        outsider = study.tag + "-x"
+        study.url("participant", outsider)
+        outsider_csv = study.tmp / "outsider-enroll.csv"
+        write_cohort_csv(outsider_csv, {outsider: [5.0]}, {outsider: 4.0})
+        enroll = study.run("producer", coordinator_url, "enroll", "--csv", str(outsider_csv), "--bits", "2048",
+                           "--journal", str(study.tmp / "outsider.journal"), timeout=120)
+        assert enroll.returncode == 0, enroll.stderr
+        refused = dead_letters(study, len(others) + 1)
+        assert len(refused) == len(others) + 1, refused
+        assert all(headers["x-rejection-kind"] == "identity_mismatch" for headers in refused), refused
+        senders = sorted(headers["x-original-user-id"] for headers in refused)
+        assert senders == sorted([f"{cohort}-coordinator"] + [f"{other}-coordinator"] * len(others)), refused
         # Dead-lettered means processed: no result can still be on its way.
-        assert [queued(study, f"results.{m}") for m in others] == [0] * len(others)
+        assert [queued(study, f"results.{m}") for m in [*others, outsider]] == [0] * (len(others) + 1)
     finally:
         worker.terminate()
         _, err = worker.communicate(timeout=30)
