@@ -23,8 +23,9 @@
 //! - A **coordinator** enrolls and collects for a cohort whose members are `C-<n>`: it publishes
 //!   submissions and reads its members' reply queues only. A cohort name may not end in
 //!   `-<digits>`, so no queue matches two cohorts' regexes (see [`roles::Cohort`]). The worker
-//!   accepts a coordinator's submissions for others only when its configuration lists it as a
-//!   delegate; RabbitMQ's `impersonator` tag is never used.
+//!   accepts a coordinator's submissions for its members only when its configuration lists it
+//!   as the cohort's delegate (`identity.delegates`), and never for anyone else; RabbitMQ's
+//!   `impersonator` tag is never used.
 //! - The **operator** (an administrator) runs this tool and nothing else.
 //!
 //! Users get a tag naming their role (`pipeline-participant`, ...). RabbitMQ grants nothing for

@@ -8,6 +8,7 @@
 //! The broker password may come from the URL or from `broker.password_file`, which is read once
 //! here and replaces the URL's password; [`BrokerSettings`]' `Debug` shows the URL redacted.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -367,9 +368,25 @@ pub struct IdentitySettings {
     /// worker then accepts submissions without `user_id` for any participant and answers to
     /// `reply_to` (the behaviour before identities were checked), and warns at start.
     pub insecure_shared_user: bool,
-    /// Broker users (coordinators) allowed to submit on behalf of any participant. Their results
-    /// still go to the participant's own reply queue. Never RabbitMQ's `impersonator` tag.
-    pub delegates: Vec<String>,
+    /// Coordinators allowed to submit on their cohort's behalf: broker user -> cohort name `C`.
+    /// A delegate may submit only for the cohort's members `C-<n>` (the participants whose
+    /// reply queues `admin coordinator C` lets it read), for nobody else: otherwise one cohort's
+    /// coordinator could put forged results into any participant's queue. Results still go to
+    /// the participant's own reply queue. Never RabbitMQ's `impersonator` tag.
+    pub delegates: BTreeMap<String, String>,
+}
+
+impl IdentitySettings {
+    /// True when `user` is a delegate whose cohort `C` has `participant` as a member (`C-<n>`).
+    pub fn delegate_may_submit_for(&self, user: &str, participant: &str) -> bool {
+        self.delegates.get(user).is_some_and(|cohort| {
+            !cohort.is_empty()
+                && participant
+                    .strip_prefix(cohort.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    }
 }
 
 /// Options of per-participant reply queues.

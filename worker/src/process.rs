@@ -2,10 +2,8 @@
 //! compute, and say what to publish. No I/O here, so it runs on rayon threads and is tested
 //! without a broker.
 
-use std::collections::HashSet;
-
 use pipeline::ParticipantId;
-use pipeline::config::{Limits, Settings};
+use pipeline::config::{IdentitySettings, Limits, Settings};
 use pipeline::messages::DemoPayload;
 use pipeline::messages::{
     DemoRequest, Incoming, InputError, MessageType, ResultMessage, SubmissionWire,
@@ -90,8 +88,8 @@ pub struct Processor {
     cost: CostModel,
     /// `identity.insecure_shared_user`: trust the body's participant and `reply_to`.
     insecure_shared_user: bool,
-    /// `identity.delegates`: users who may submit for any participant.
-    delegates: HashSet<String>,
+    /// `identity`: which delegate may submit for which cohort's members.
+    identity: IdentitySettings,
 }
 
 /// Where answers may go for a message whose sender is known (secure mode).
@@ -113,7 +111,7 @@ impl Processor {
             pack: settings.worker.pack_results,
             cost: CostModel::new(settings),
             insecure_shared_user: settings.identity.insecure_shared_user,
-            delegates: settings.identity.delegates.iter().cloned().collect(),
+            identity: settings.identity.clone(),
         }
     }
 
@@ -192,7 +190,11 @@ impl Processor {
                         return Outcome::Rejected { error, reply };
                     }
                 };
-                if participant.as_str() != sender.user && !self.delegates.contains(&sender.user) {
+                if participant.as_str() != sender.user
+                    && !self
+                        .identity
+                        .delegate_may_submit_for(&sender.user, participant.as_str())
+                {
                     let error = InputError::IdentityMismatch {
                         user: sender.user.clone(),
                         participant: participant.to_string(),
@@ -612,7 +614,8 @@ mod tests {
     #[test]
     fn identity_binds_submissions_to_their_sender() {
         let mut settings = Settings::defaults();
-        settings.identity.delegates = vec!["coordinator-1".into()];
+        settings.identity.delegates =
+            BTreeMap::from([("clinic-coordinator".to_owned(), "clinic".to_owned())]);
         let p = Processor::new(&settings);
         let key = PrivateKey::generate(2048).unwrap();
         let bob = ParticipantId::new("bob").unwrap();
@@ -633,11 +636,28 @@ mod tests {
             };
             assert_eq!(reply.routing_key, "results.bob");
         }
-        // A delegate enrolls for bob: the result still goes to bob's queue.
-        let Outcome::Done(reply) = p.process(&as_user("coordinator-1", body.clone(), None)) else {
-            panic!("the delegate's submission refused")
+        // The delegate of cohort clinic enrolls for its member clinic-7: the result goes to
+        // clinic-7's own queue.
+        let member = ParticipantId::new("clinic-7").unwrap();
+        let member_body = serde_json::to_vec(
+            &SubmissionWire::encrypt(
+                &Settings::defaults().study,
+                "s-2",
+                &member,
+                &key,
+                &BTreeMap::from([("glucose".to_owned(), vec![5.0])]),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let Outcome::Done(reply) = p.process(&as_user("clinic-coordinator", member_body, None))
+        else {
+            panic!("the delegate's submission for its member refused")
         };
-        assert_eq!(reply.routing_key, "results.bob");
+        assert_eq!(reply.routing_key, "results.clinic-7");
+        // The same delegate for bob, outside its cohort: refused like anyone else.
+        let outcome = p.process(&as_user("clinic-coordinator", body.clone(), None));
+        assert_eq!(rejected_kind(&outcome), "identity_mismatch");
 
         // Mallory claims to be bob: refused, and only mallory's own queue hears of it.
         let outcome = p.process(&as_user("mallory", body.clone(), Some("results.bob")));

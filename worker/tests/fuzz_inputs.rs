@@ -374,12 +374,6 @@ fn fuzz_settings() -> Settings {
         .set("limits.key_bits_min", Some(BOUNDS.0))
         .set("limits.key_bits_max", Some(BOUNDS.1)),
     )
-    .map(|mut settings| {
-        // Every message comes from the delegate "fuzz", so that the identity checks pass and
-        // the parsing, validation and computation behind them are what is fuzzed.
-        settings.identity.delegates = vec!["fuzz".into()];
-        settings
-    })
     .unwrap()
 }
 
@@ -417,7 +411,9 @@ fn process(processor: &Processor, body: &[u8]) {
         reply_to: None,
         correlation_id: None,
         message_id: Some("m-fuzz".into()),
-        user_id: Some("fuzz".into()),
+        // The seeds' own participant, so that the identity check passes and the parsing,
+        // validation and computation behind it are what is fuzzed.
+        user_id: Some("p-fuzz".into()),
     };
     match processor.process(&request) {
         Outcome::Done(reply) => {
@@ -446,7 +442,7 @@ fn fuzz_the_worker_processor() {
                 reply_to: None,
                 correlation_id: None,
                 message_id: None,
-                user_id: Some("fuzz".into()),
+                user_id: Some("p-fuzz".into()),
             })
             .kind()
     };
