@@ -298,8 +298,8 @@ def worker_rss(counts, bodies, tmp):
     # 50,000 submissions take about a minute, and what is measured is the memory per backlog.
     cfg = tmp / "rss-study.toml"
     cfg.write_text(
-        '[[study.metrics]]\nname = "glucose"\nunit = "mmol/L"\n\n'
-        '[[study.metrics]]\nname = "cholesterol"\nunit = "mmol/L"\n\n'
+        '[[study.metrics]]\nname = "glucose"\nunit = "mmol/L"\nprecision = 0.0001\nmin = 0.0\nmax = 150.0\n\n'
+        '[[study.metrics]]\nname = "cholesterol"\nunit = "mmol/L"\nprecision = 0.0001\nmin = 0.0\nmax = 50.0\n\n'
         '[[study.outputs]]\nname = "glucose_sum"\nkind = "sum"\nmetric = "glucose"\n'
     )
     one = tmp / "one-body.jsonl"
@@ -385,8 +385,8 @@ def demo_pipeline(n, ks, tmp):
     else:
         cfg = tmp / "demo-standin.toml"
         cfg.write_text(
-            '[[study.metrics]]\nname = "glucose"\nunit = "mmol/L"\n\n'
-            '[[study.metrics]]\nname = "cholesterol"\nunit = "mmol/L"\n\n'
+            '[[study.metrics]]\nname = "glucose"\nunit = "mmol/L"\nprecision = 0.0001\nmin = 0.0\nmax = 150.0\n\n'
+            '[[study.metrics]]\nname = "cholesterol"\nunit = "mmol/L"\nprecision = 0.0001\nmin = 0.0\nmax = 50.0\n\n'
             '[[study.outputs]]\nname = "glucose_x"\nkind = "scale"\nmetric = "glucose"\nfactor = 7\n\n'
             '[[study.outputs]]\nname = "cholesterol_x"\nkind = "scale"\nmetric = "cholesterol"\nfactor = 7\n'
         )
