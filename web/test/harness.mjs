@@ -49,6 +49,18 @@ export function tempDir(name) {
  * nginx serving a copy of web/dist with `study` as study.json, /ws proxied to `broker`
  * (host:port). Returns { url, stop }.
  */
+/**
+ * nginx's `proxy_bind` line: the first non-loopback IPv4 address of this host, so that the broker
+ * never sees the page's sessions as loopback ones (where guest may log in). Empty when the host
+ * has none (then guest must not be usable on that broker).
+ */
+export function proxyBind() {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return `proxy_bind ${a.address};`;
+  }
+  return "";
+}
+
 export async function serve(study, broker) {
   const run = tempDir("web-nginx");
   // nginx's workers run as an unprivileged user: they must be able to read the page.
