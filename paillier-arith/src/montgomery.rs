@@ -333,6 +333,17 @@ impl Modulus {
     /// Product-scanning Montgomery reduction (column by column). Column k < n fixes the
     /// multiple q_k of m that clears it; q_k is stored over t[k], which is no longer needed.
     fn redc_comba(&self, t: &mut [u64], out: &mut [u64]) {
+        let carry = self.redc_comba_columns(t, out);
+        let m = &self.limbs[..];
+        if carry != 0 || cmp_n(out, m) != Ordering::Less {
+            sub_assign_n(out, m);
+        }
+    }
+
+    /// The columns of [`Modulus::redc_comba`], shared with [`Modulus::redc_comba_ct`]: writes
+    /// t·R⁻¹ (mod m, below 2m) to `out` and returns the carry out of its top limb (0 or 1). The
+    /// columns are straight-line: nothing here branches on the data.
+    fn redc_comba_columns(&self, t: &mut [u64], out: &mut [u64]) -> u64 {
         let n = self.n();
         let m = &self.limbs[..];
         let mut acc = Acc::new();
@@ -351,9 +362,7 @@ impl Modulus {
             dot_rev(&mut acc, &q[k + 1 - n..], &m[k + 1 - n..]);
             out[k - n] = acc.shift();
         }
-        if !acc.is_zero() || cmp_n(out, m) != Ordering::Less {
-            sub_assign_n(out, m);
-        }
+        acc.w0 | acc.w1 | acc.w2
     }
 
     /// Overwrites the modulus and the values derived from it, in place (the [`Drop`] of a
@@ -376,27 +385,8 @@ impl Modulus {
     /// already; the final subtraction of m is computed always and kept by mask. `spare` is n
     /// limbs of scratch.
     fn redc_comba_ct(&self, t: &mut [u64], out: &mut [u64], spare: &mut [u64]) {
-        let n = self.n();
-        let m = &self.limbs[..];
-        let mut acc = Acc::new();
-        for k in 0..n {
-            let (q, rest) = t.split_at_mut(k);
-            acc.add(rest[0] as u128);
-            dot_rev(&mut acc, q, &m[1..=k]);
-            let qk = acc.w0.wrapping_mul(self.m_inv);
-            rest[0] = qk;
-            acc.mac(qk, m[0]);
-            acc.shift();
-        }
-        let (q, hi) = t.split_at(n);
-        for k in n..2 * n {
-            acc.add(hi[k - n] as u128);
-            dot_rev(&mut acc, &q[k + 1 - n..], &m[k + 1 - n..]);
-            out[k - n] = acc.shift();
-        }
-        // What is left is the carry out of the top limb (0 or 1).
-        let carry = acc.w0 | acc.w1 | acc.w2;
-        let borrow = sub_n(spare, out, m);
+        let carry = self.redc_comba_columns(t, out);
+        let borrow = sub_n(spare, out, &self.limbs);
         let take_difference = core::hint::black_box((carry | (borrow ^ 1)).wrapping_neg());
         for (o, &d) in out.iter_mut().zip(spare.iter()) {
             *o = (*o & !take_difference) | (d & take_difference);
