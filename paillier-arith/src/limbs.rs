@@ -661,10 +661,6 @@ impl Acc {
         self.w2 = 0;
         out
     }
-    #[inline(always)]
-    pub(crate) fn is_zero(&self) -> bool {
-        self.w0 == 0 && self.w1 == 0 && self.w2 == 0
-    }
 }
 
 /// `acc += Σ xs[t]·ys[len-1-t]` (one column of a product), unrolled by four.
