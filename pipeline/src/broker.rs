@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -567,6 +569,30 @@ impl ConfirmedPublisher {
         self.publish_all(std::slice::from_ref(&message)).await
     }
 
+    /// Sends one message, mandatory (an unroutable one comes back as a return). The outer error
+    /// is a name AMQP cannot carry (nothing was sent), the inner one the channel's.
+    async fn send(
+        &self,
+        m: &Outgoing,
+    ) -> Result<Result<PublisherConfirm, lapin::Error>, BrokerError> {
+        let exchange = short(NameKind::Exchange, &m.exchange)?;
+        let routing_key = short(NameKind::RoutingKey, &m.routing_key)?;
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        Ok(self
+            .channel
+            .basic_publish(
+                exchange,
+                routing_key,
+                options,
+                &m.body,
+                m.properties.clone(),
+            )
+            .await)
+    }
+
     /// Publishes all `messages` (pipelined: all sent, then all confirms awaited), republishes the
     /// ones nacked, and fails if any came back unroutable or the channel broke. The broker may
     /// hold duplicates of republished messages: receivers deduplicate by id.
@@ -585,23 +611,10 @@ impl ConfirmedPublisher {
     ) -> Result<Vec<PublishFate>, BrokerError> {
         let mut confirms = Vec::with_capacity(messages.len());
         for m in messages {
-            let confirm = self
-                .channel
-                .basic_publish(
-                    short(NameKind::Exchange, &m.exchange)?,
-                    short(NameKind::RoutingKey, &m.routing_key)?,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &m.body,
-                    m.properties.clone(),
-                )
-                .await
-                .map_err(|source| BrokerError::Channel {
-                    context: "publishing",
-                    source,
-                })?;
+            let confirm = self.send(m).await?.map_err(|source| BrokerError::Channel {
+                context: "publishing",
+                source,
+            })?;
             confirms.push(confirm);
         }
         let mut fates = vec![PublishFate::Confirmed; messages.len()];
@@ -672,19 +685,7 @@ impl ConfirmedPublisher {
                     failed.push(i);
                     continue;
                 }
-                let result = self
-                    .channel
-                    .basic_publish(
-                        short(NameKind::Exchange, &m.exchange)?,
-                        short(NameKind::RoutingKey, &m.routing_key)?,
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &m.body,
-                        m.properties.clone(),
-                    )
-                    .await;
+                let result = self.send(m).await?;
                 match result {
                     Ok(confirm) => confirms.push((i, confirm)),
                     Err(err) => {
